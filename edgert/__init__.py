@@ -1,0 +1,22 @@
+"""edgert: run small ONNX models on edge devices. ``edgert.load(bundle_dir)`` is the front door."""
+
+from ._version import __version__
+from .api import load
+from .bundle import Bundle
+from .errors import EdgertError
+from .kernels import IMPLEMENTATION as KERNELS
+from .session import SessionConfig
+from .tasks import Prediction, RawModel, TextClassifier, TextEmbedder
+
+__all__ = [
+    "__version__",
+    "load",
+    "Bundle",
+    "SessionConfig",
+    "TextEmbedder",
+    "TextClassifier",
+    "RawModel",
+    "Prediction",
+    "EdgertError",
+    "KERNELS",
+]

@@ -1,0 +1,48 @@
+"""``edgert.load``: a bundle directory (or a bare .onnx file) to the pipeline its manifest names."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .bundle import Bundle
+from .errors import TaskError
+from .session import SessionConfig
+from .tasks import RawModel, Task, TextClassifier, TextEmbedder
+
+_PIPELINES: dict[str, type[Task]] = {
+    "sentence-embedding": TextEmbedder,
+    "feature-extraction": TextEmbedder,
+    "text-classification": TextClassifier,
+    "raw": RawModel,
+}
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    variant: str | None = None,
+    task: str | None = None,
+    config: SessionConfig | None = None,
+    verify: bool = True,
+) -> Task:
+    """Loads a bundle and returns the task pipeline its manifest names.
+
+    ``variant`` picks a model in the bundle ("fp32", "int8"; default: the manifest's default_model).
+    ``task="raw"`` gives a plain session for any bundle. ``verify`` checks the sha256 of the files used.
+    """
+    p = Path(path)
+    if p.suffix == ".onnx" and p.is_file():
+        return RawModel(model_path=p, config=config)
+    bundle = Bundle.open(p)
+    name = task or bundle.task
+    pipeline = _PIPELINES.get(name)
+    if pipeline is None:
+        raise TaskError(
+            f"{p}: edgert has no {name!r} pipeline yet (it runs {', '.join(_PIPELINES)}); "
+            "load(path, task='raw') gives the bare session"
+        )
+    if verify:
+        model = bundle.model_file(variant).name
+        bundle.verify([model, *(f for f in bundle.pre.get("files", []) if f in bundle.files)])
+    return pipeline(bundle, variant=variant, config=config)

@@ -1,0 +1,170 @@
+"""The bundle on disk: a directory with model files, pre-processing files and the ``edgert.json`` manifest.
+
+The manifest is versioned. It lists every file with its size and sha256, says what the model is for (task,
+inputs, outputs, pre- and post-processing) and carries the model card and provenance written at export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BundleError
+
+MANIFEST = "edgert.json"
+FORMAT = "edgert.bundle"
+SCHEMA_VERSION = 1
+TASKS = ("sentence-embedding", "feature-extraction", "text-classification", "image-classification", "raw")
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle whose manifest has been read and checked. Build one with ``Bundle.open(path)``."""
+
+    path: Path
+    task: str
+    models: dict[str, str]
+    default_model: str
+    inputs: tuple[dict[str, Any], ...]
+    outputs: tuple[dict[str, Any], ...]
+    pre: dict[str, Any]
+    post: dict[str, Any]
+    files: dict[str, FileEntry]
+    card: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, verify: bool = False) -> Bundle:
+        """Reads and checks ``edgert.json``; every listed file must exist with its recorded size.
+
+        ``verify=True`` also checks every file's sha256 (``load()`` checks the files it uses).
+        """
+        root = Path(path)
+        if not root.exists():
+            raise BundleError(f"{root}: no such bundle directory")
+        if not root.is_dir():
+            raise BundleError(f"{root}: not a directory (a bundle is a directory holding {MANIFEST})")
+        manifest_path = root / MANIFEST
+        if not manifest_path.is_file():
+            raise BundleError(f"{root}: no {MANIFEST}; not an edgert bundle (make one with `edgert export`)")
+        try:
+            raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleError(f"{manifest_path}: corrupt or truncated manifest ({exc})") from None
+        bundle = cls._from_manifest(root, raw)
+        bundle.check_sizes()
+        if verify:
+            bundle.verify()
+        return bundle
+
+    @classmethod
+    def _from_manifest(cls, root: Path, raw: Any) -> Bundle:
+        where = root / MANIFEST
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise BundleError(f'{where}: not an edgert manifest (no "format": "{FORMAT}")')
+        version = raw.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise BundleError(
+                f"{where}: schema_version {version!r} is not supported (this edgert reads {SCHEMA_VERSION})"
+            )
+        try:
+            files = {name: FileEntry(name, int(e["bytes"]), str(e["sha256"])) for name, e in raw["files"].items()}
+            task = str(raw["task"])
+            models = {str(k): str(v) for k, v in raw["models"].items()}
+            default_model = str(raw["default_model"])
+            bundle = cls(
+                path=root,
+                task=task,
+                models=models,
+                default_model=default_model,
+                inputs=tuple(raw["inputs"]),
+                outputs=tuple(raw["outputs"]),
+                pre=dict(raw.get("pre") or {}),
+                post=dict(raw.get("post") or {}),
+                files=files,
+                card=dict(raw.get("card") or {}),
+                provenance=dict(raw.get("provenance") or {}),
+                raw=raw,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BundleError(f"{where}: malformed manifest ({type(exc).__name__}: {exc})") from None
+        if task not in TASKS:
+            raise BundleError(f"{where}: unknown task {task!r} (known: {', '.join(TASKS)})")
+        if default_model not in models:
+            raise BundleError(f"{where}: default_model {default_model!r} is not one of {sorted(models)}")
+        for variant, name in models.items():
+            if name not in files:
+                raise BundleError(f"{where}: model {variant!r} file {name} is not listed under files")
+        return bundle
+
+    def file(self, name: str) -> Path:
+        if name not in self.files:
+            raise BundleError(f"{self.path}: {name} is not listed in {MANIFEST}")
+        return self.path / name
+
+    def model_file(self, variant: str | None = None) -> Path:
+        variant = variant or self.default_model
+        if variant not in self.models:
+            raise BundleError(
+                f"{self.path}: no {variant!r} model in this bundle (has: {', '.join(sorted(self.models))})"
+            )
+        return self.file(self.models[variant])
+
+    def check_sizes(self) -> None:
+        for entry in self.files.values():
+            p = self.path / entry.name
+            if not p.is_file():
+                raise BundleError(f"{p}: listed in {MANIFEST} but missing")
+            size = p.stat().st_size
+            if size != entry.bytes:
+                raise BundleError(
+                    f"{p}: size mismatch (expected {entry.bytes} bytes, got {size}); truncated or replaced"
+                )
+
+    def verify(self, names: Iterable[str] | None = None) -> None:
+        """Checks the sha256 of the named files (all files by default); raises BundleError on a mismatch."""
+        for name in self.files if names is None else names:
+            entry = self.files[name]
+            got = sha256_file(self.path / name)
+            if got != entry.sha256:
+                raise BundleError(
+                    f"{self.path / name}: sha256 mismatch (expected {entry.sha256[:12]}.., got {got[:12]}..)"
+                )
+
+    @property
+    def name(self) -> str:
+        return str(self.provenance.get("name") or self.path.name)
+
+
+def write_manifest(root: Path, manifest: dict[str, Any]) -> Path:
+    """Hashes every file under ``root`` (except the manifest) into ``manifest["files"]`` and writes it."""
+    files = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != MANIFEST:
+            files[p.relative_to(root).as_posix()] = file_entry(p)
+    body = {"format": FORMAT, "schema_version": SCHEMA_VERSION, **manifest, "files": files}
+    out = root / MANIFEST
+    out.write_text(json.dumps(body, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return out

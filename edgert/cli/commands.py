@@ -1,0 +1,149 @@
+"""The commands behind ``edgert``: each takes the parsed arguments and returns an exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..bundle import Bundle
+from ..catalog import CATALOG, DEFAULT_MODEL, default_bundle_path
+from ..errors import EdgertError, MissingDependencyError, TaskError
+
+
+def _export_api():
+    try:
+        from .. import export
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"export needs torch, optimum and transformers ({exc}); run: pip install 'edgert[export]'"
+        ) from None
+    return export
+
+
+def resolve_bundle(spec: str | None, *, build: bool = True) -> Path:
+    """A bundle directory from a path or a catalog name; a missing catalog bundle is exported on first use."""
+    name = spec or DEFAULT_MODEL
+    if spec is not None and name not in CATALOG:
+        return Path(spec)
+    path = default_bundle_path(name)
+    if not (path / "edgert.json").is_file() and build:
+        print(f"edgert: building the {name} bundle in {path} (once)", file=sys.stderr)
+        export = _export_api()
+        export.export_bundle(name, path, export.ExportOptions(force=path.exists()))
+    return path
+
+
+def cmd_export(args) -> int:
+    export = _export_api()
+    options = export.ExportOptions(
+        task=args.task,
+        quantize=args.quantize,
+        target=args.target,
+        per_channel=args.per_channel,
+        opset=args.opset,
+        force=args.force,
+    )
+    bundle = export.export_bundle(args.source, args.output, options)
+    print(f"wrote {bundle.path}")
+    from .render import print_card
+
+    print_card(bundle)
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    bundle = Bundle.open(resolve_bundle(args.bundle), verify=True)
+    if args.json:
+        print(json.dumps(bundle.raw, indent=2))
+        return 0
+    from .render import print_card
+
+    print_card(bundle)
+    return 0
+
+
+def _texts(args) -> Iterator[list[str]]:
+    """Chunks of texts: --text items, else --file lines, else stdin lines."""
+    if args.text:
+        yield list(args.text)
+        return
+    if args.file in (None, "-"):
+        if args.file is None and sys.stdin.isatty():
+            raise EdgertError("no input: pass --text TEXT, --file FILE, or pipe lines on stdin")
+        stream = sys.stdin
+    else:
+        try:
+            stream = open(args.file, encoding="utf-8")
+        except OSError as exc:
+            raise EdgertError(f"{args.file}: cannot read ({exc.strerror})") from None
+    with stream:
+        chunk: list[str] = []
+        for line in stream:
+            chunk.append(line.rstrip("\n"))
+            if len(chunk) >= 1024:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+
+def _load(args, pipeline):
+    from .. import load
+
+    path = resolve_bundle(args.bundle)
+    task = Bundle.open(path).task
+    if task not in pipeline.tasks:
+        raise TaskError(
+            f"{path}: bundle task is {task!r}; `edgert {args.command}` needs a {' or '.join(pipeline.tasks)} bundle"
+        )
+    return load(path, variant=args.variant)
+
+
+def cmd_embed(args) -> int:
+    from ..tasks import TextEmbedder
+
+    model = _load(args, TextEmbedder)
+    out = sys.stdout
+    for chunk in _texts(args):
+        vectors = model.embed(chunk, batch_size=args.batch_size)
+        for text, vec in zip(chunk, vectors):
+            out.write(json.dumps({"text": text, "embedding": vec.tolist()}, ensure_ascii=False) + "\n")
+    out.flush()
+    return 0
+
+
+def cmd_classify(args) -> int:
+    from ..tasks import TextClassifier
+
+    model = _load(args, TextClassifier)
+    out = sys.stdout
+    for chunk in _texts(args):
+        for text, preds in zip(chunk, model.classify(chunk, top_k=args.top_k, batch_size=args.batch_size)):
+            labels = [{"label": p.label, "score": p.score} for p in preds]
+            out.write(json.dumps({"text": text, "labels": labels}, ensure_ascii=False) + "\n")
+    out.flush()
+    return 0
+
+
+def cmd_device(args) -> int:
+    import platform
+
+    import onnxruntime as ort
+
+    from .. import kernels
+    from ..device import cpu_features, cpu_model, quantization_target
+
+    rows = [
+        ("cpu", cpu_model()),
+        ("machine", platform.machine()),
+        ("features", " ".join(cpu_features()) or "-"),
+        ("quantization target", quantization_target()),
+        ("onnxruntime", f"{ort.__version__} ({', '.join(ort.get_available_providers())})"),
+        ("kernels", kernels.IMPLEMENTATION),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return 0

@@ -1,0 +1,97 @@
+"""``edgert``: argument parsing and dispatch. Heavy imports stay inside the command that needs them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .._version import __version__
+from ..errors import EdgertError
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "bundle",
+        nargs="?",
+        default=None,
+        help="bundle directory, or a catalog name (default: minilm, built on first use)",
+    )
+    p.add_argument("--variant", default=None, help="model variant in the bundle: fp32 or int8 (default: the bundle's)")
+
+
+def _add_text_input_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text", "-t", action="append", default=[], metavar="TEXT", help="a text (repeatable)")
+    p.add_argument("--file", "-f", default=None, help="read texts from FILE, one per line ('-' for stdin)")
+    p.add_argument("--batch-size", type=int, default=32)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgert", description="Export, run and measure small ONNX models on edge devices."
+    )
+    parser.add_argument("--version", action="version", version=f"edgert {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("export", help="export a Hugging Face model to a verified (quantized) bundle")
+    p.add_argument("source", help="a local Hugging Face model directory, a catalog name (minilm), or a hub id")
+    p.add_argument("-o", "--output", required=True, help="bundle directory to create")
+    p.add_argument(
+        "--task",
+        default="auto",
+        choices=["auto", "sentence-embedding", "feature-extraction", "text-classification", "image-classification"],
+    )
+    p.add_argument("--quantize", default="dynamic", choices=["none", "dynamic"])
+    p.add_argument(
+        "--target",
+        default="auto",
+        choices=["auto", "avx2", "avx512", "avx512_vnni", "arm64"],
+        help="quantization preset; auto reads this CPU's ISA",
+    )
+    p.add_argument(
+        "--per-channel",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="per-channel weight scales (default on: per-tensor loses much more accuracy)",
+    )
+    p.add_argument("--opset", type=int, default=None)
+    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+
+    p = sub.add_parser("inspect", help="show a bundle's model card and verify its files")
+    p.add_argument("bundle", nargs="?", default=None, help="bundle directory or catalog name (default: minilm)")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+    p = sub.add_parser("embed", help="embed texts; writes JSON lines")
+    _add_model_args(p)
+    _add_text_input_args(p)
+
+    p = sub.add_parser("classify", help="classify texts; writes JSON lines")
+    _add_model_args(p)
+    _add_text_input_args(p)
+    p.add_argument("--top-k", type=int, default=1)
+
+    sub.add_parser("device", help="describe this device: CPU, ISA features, providers, kernels")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from . import commands
+
+    try:
+        return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
+    except EdgertError as exc:
+        print(f"edgert: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgert: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""What CPU this is: architecture and the ISA features that decide quantisation targets and kernel speed."""
+
+from __future__ import annotations
+
+import platform
+from functools import lru_cache
+from pathlib import Path
+
+_X86_FEATURES = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "f16c", "fma")
+_ARM_FEATURES = ("asimd", "asimddp", "sve", "sve2", "i8mm", "fphp", "asimdhp", "bf16")
+_ARM_NAMES = {"asimd": "neon", "asimddp": "dotprod"}
+
+
+def _cpuinfo_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+@lru_cache(maxsize=4)
+def cpu_features(cpuinfo: str = "/proc/cpuinfo", machine: str | None = None) -> tuple[str, ...]:
+    """ISA features by their common names (avx2, avx512_vnni, amx, neon, dotprod, sve ...), sorted."""
+    machine = machine or platform.machine()
+    flags: set[str] = set()
+    for line in _cpuinfo_lines(Path(cpuinfo)):
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    if machine in ("aarch64", "arm64"):
+        found = {_ARM_NAMES.get(f, f) for f in _ARM_FEATURES if f in flags}
+        if machine in ("aarch64", "arm64"):
+            found.add("neon")  # Advanced SIMD is mandatory on AArch64
+    else:
+        found = {f for f in _X86_FEATURES if f in flags}
+        if "amx_tile" in found:
+            found.add("amx")
+    return tuple(sorted(found))
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    for line in _cpuinfo_lines(Path(cpuinfo)):
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "Hardware", "cpu model"):
+            return value.strip()
+    return platform.processor() or platform.machine()
+
+
+def quantization_target(features: tuple[str, ...] | None = None, machine: str | None = None) -> str:
+    """The Optimum quantisation preset that fits this CPU: arm64, avx512_vnni, avx512 or avx2."""
+    machine = machine or platform.machine()
+    if machine in ("aarch64", "arm64"):
+        return "arm64"
+    feats = set(features if features is not None else cpu_features(machine=machine))
+    if "avx512_vnni" in feats:
+        return "avx512_vnni"
+    if "avx512f" in feats or "avx512bw" in feats:
+        return "avx512"
+    return "avx2"

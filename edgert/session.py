@@ -1,0 +1,153 @@
+"""The one place that builds onnxruntime sessions.
+
+Threads, spin-wait, graph optimisation, the optimised-model cache, the memory arena and providers are all set
+here, from a ``SessionConfig``. Anything else that needs a session calls ``create_session``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import onnxruntime as ort
+
+from .errors import SessionError
+from .paths import ort_cache_dir
+
+_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How to build a session. ``intra_op_threads=0`` lets onnxruntime pick (one per physical core).
+
+    ``EDGERT_THREADS`` overrides ``intra_op_threads`` for every session. Spin-wait is off by default: on a
+    device, spinning threads burn idle cores (and battery) between requests for little latency gain.
+    """
+
+    intra_op_threads: int = 0
+    inter_op_threads: int = 1
+    spin_wait: bool = False
+    graph_optimization: str = "all"
+    cache_optimized: bool = True
+    cache_dir: Path | None = None
+    arena: bool = True
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+
+    def __post_init__(self) -> None:
+        if self.intra_op_threads < 0 or self.inter_op_threads < 0:
+            raise SessionError(
+                f"thread counts must be >= 0, got intra={self.intra_op_threads} inter={self.inter_op_threads}"
+            )
+        if self.graph_optimization not in _LEVELS:
+            raise SessionError(
+                f"graph_optimization must be one of {', '.join(_LEVELS)}, got {self.graph_optimization!r}"
+            )
+        if not self.providers:
+            raise SessionError("at least one execution provider is needed")
+
+    @classmethod
+    def device(cls) -> SessionConfig:
+        """Edge default: no spinning, onnxruntime's thread count, full optimisation, cached."""
+        return cls()
+
+    @classmethod
+    def single_thread(cls) -> SessionConfig:
+        return cls(intra_op_threads=1, inter_op_threads=1)
+
+    @classmethod
+    def server(cls) -> SessionConfig:
+        """Latency first on a dedicated machine: spinning threads wake faster."""
+        return cls(spin_wait=True)
+
+    def resolved(self) -> SessionConfig:
+        """This config with the EDGERT_THREADS override applied."""
+        env = os.environ.get("EDGERT_THREADS")
+        if not env:
+            return self
+        try:
+            threads = int(env)
+        except ValueError:
+            raise SessionError(f"EDGERT_THREADS must be a whole number, got {env!r}") from None
+        if threads < 0:
+            raise SessionError(f"EDGERT_THREADS must be >= 0, got {threads}")
+        return replace(self, intra_op_threads=threads)
+
+
+def _check_providers(wanted: tuple[str, ...]) -> None:
+    available = ort.get_available_providers()
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        raise SessionError(
+            f"execution provider {', '.join(missing)} is not available in this onnxruntime "
+            f"(available: {', '.join(available)})"
+        )
+
+
+def _options(config: SessionConfig, level: str) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = config.intra_op_threads
+    so.inter_op_num_threads = config.inter_op_threads
+    so.graph_optimization_level = _LEVELS[level]
+    so.enable_cpu_mem_arena = config.arena
+    so.log_severity_level = 3
+    spin = "1" if config.spin_wait else "0"
+    so.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    so.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    return so
+
+
+def cached_model_path(config: SessionConfig, model_sha256: str) -> Path:
+    """Optimised models depend on the model, the onnxruntime version, the level and the CPU they were made on."""
+    key = f"{model_sha256[:24]}-ort{ort.__version__}-{config.graph_optimization}-{platform.machine()}"
+    return (config.cache_dir or ort_cache_dir()) / f"{key}.onnx"
+
+
+def create_session(
+    model: str | os.PathLike[str], config: SessionConfig | None = None, *, model_sha256: str | None = None
+) -> ort.InferenceSession:
+    """Builds an InferenceSession. With ``model_sha256`` and caching on, the optimised graph is saved once
+    and later sessions load it with optimisation off, which shortens session creation."""
+    config = (config or SessionConfig()).resolved()
+    _check_providers(config.providers)
+    model = Path(model)
+    if not model.is_file():
+        raise SessionError(f"{model}: no such model file")
+    use_cache = config.cache_optimized and model_sha256 is not None and config.graph_optimization != "disable"
+    try:
+        if use_cache:
+            cached = cached_model_path(config, model_sha256)
+            if cached.is_file():
+                try:
+                    return ort.InferenceSession(
+                        str(cached), _options(config, "disable"), providers=list(config.providers)
+                    )
+                except Exception:
+                    cached.unlink(missing_ok=True)  # stale or damaged: rebuild it below
+            so = _options(config, config.graph_optimization)
+            tmp = cached.with_name(f".{cached.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                so.optimized_model_filepath = str(tmp)
+            except OSError:
+                tmp = None  # a read-only cache is no reason to fail
+            session = ort.InferenceSession(str(model), so, providers=list(config.providers))
+            if tmp is not None and tmp.is_file():
+                os.replace(tmp, cached)
+            return session
+        return ort.InferenceSession(
+            str(model), _options(config, config.graph_optimization), providers=list(config.providers)
+        )
+    except SessionError:
+        raise
+    except Exception as exc:  # onnxruntime raises its own exception types for bad model files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SessionError(f"{model}: onnxruntime cannot load it ({first})") from None

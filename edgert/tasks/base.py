@@ -1,0 +1,61 @@
+"""What every task shares: a verified bundle and one onnxruntime session built by edgert.session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..bundle import Bundle
+from ..errors import TaskError
+from ..session import SessionConfig, create_session
+
+_ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int16)": np.int16,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
+
+
+def numpy_dtype(ort_type: str) -> np.dtype:
+    try:
+        return np.dtype(_ORT_DTYPES[ort_type])
+    except KeyError:
+        raise TaskError(f"input type {ort_type} is not supported") from None
+
+
+class Task:
+    """Base of the task pipelines. ``tasks`` lists the bundle tasks a subclass serves."""
+
+    tasks: tuple[str, ...] = ()
+
+    def __init__(self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None):
+        if self.tasks and bundle.task not in self.tasks:
+            raise TaskError(
+                f"{bundle.path}: bundle task is {bundle.task!r}, but {type(self).__name__} serves "
+                f"{' or '.join(self.tasks)}; use edgert.load() to get the right pipeline"
+            )
+        self.bundle = bundle
+        self.variant = variant or bundle.default_model
+        model_path = bundle.model_file(self.variant)
+        entry = bundle.files[bundle.models[self.variant]]
+        self.session = create_session(model_path, config, model_sha256=entry.sha256)
+        self.input_names = tuple(i.name for i in self.session.get_inputs())
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "task": self.bundle.task if self.bundle is not None else "raw",
+            "variant": self.variant,
+            "inputs": [{"name": i.name, "type": i.type, "shape": i.shape} for i in self.session.get_inputs()],
+            "outputs": [{"name": o.name, "type": o.type, "shape": o.shape} for o in self.session.get_outputs()],
+        }
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.bundle.path)!r}, variant={self.variant!r})"

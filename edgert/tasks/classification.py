@@ -1,0 +1,65 @@
+"""Text classification: logits to probabilities (softmax, or sigmoid for multi-label) and the top k labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import kernels
+from ..bundle import Bundle
+from ..errors import BundleError
+from ..session import SessionConfig
+from .base import Task
+from .text import TextEncoder, check_texts
+
+
+class Prediction(NamedTuple):
+    label: str
+    score: float
+
+
+class TextClassifier(Task):
+    """``classify(texts, top_k=1)`` returns, per text, the top_k (label, score) pairs, best first."""
+
+    tasks = ("text-classification",)
+
+    def __init__(self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None):
+        super().__init__(bundle, variant=variant, config=config)
+        post = bundle.post
+        self.output = post.get("output", "logits")
+        if self.output not in self.output_names:
+            raise BundleError(f"{bundle.path}: model has no output {self.output!r} (has {self.output_names})")
+        self.labels: list[str] = [str(x) for x in post.get("labels", [])]
+        self.multi_label = post.get("problem_type") == "multi_label_classification"
+        self.encoder = TextEncoder(bundle, self.input_names)
+
+    def scores(self, texts: Sequence[str] | str, *, batch_size: int = 32) -> np.ndarray:
+        """Probabilities, float32 (n, num_labels)."""
+        texts = check_texts(texts)
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self.encoder.encode(texts)
+        for idx, feeds in self.encoder.batches(encodings, batch_size):
+            (logits,) = self.session.run([self.output], feeds)
+            if self.multi_label:
+                probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+            else:
+                probs = kernels.softmax(logits)
+            out[idx] = probs
+        return out
+
+    def classify(self, texts: Sequence[str] | str, *, top_k: int = 1, batch_size: int = 32) -> list[list[Prediction]]:
+        probs = self.scores(texts, batch_size=batch_size)
+        if len(probs) == 0:
+            return []
+        k = min(max(int(top_k), 1), probs.shape[1])
+        indices, values = kernels.top_k(probs, k)
+        return [
+            [Prediction(self.labels[int(i)], float(v)) for i, v in zip(row_i, row_v)]
+            for row_i, row_v in zip(indices, values)
+        ]
+
+    __call__ = classify

@@ -1,0 +1,63 @@
+"""Text embedding: tokenize, bucket by length, run, pool, normalise, restore the caller's order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .. import kernels
+from ..bundle import Bundle
+from ..errors import BundleError
+from ..session import SessionConfig
+from .base import Task
+from .text import TextEncoder, check_texts
+
+POOLINGS = ("mean", "cls", "none")
+
+
+class TextEmbedder(Task):
+    """``embed(texts)`` returns float32 (n, dim), pooled and normalised as the bundle's manifest says."""
+
+    tasks = ("sentence-embedding", "feature-extraction")
+
+    def __init__(self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None):
+        super().__init__(bundle, variant=variant, config=config)
+        post = bundle.post
+        self.output = post.get("output", self.output_names[0])
+        self.pooling = post.get("pooling", "mean")
+        self.normalize = bool(post.get("normalize", False))
+        if self.pooling not in POOLINGS:
+            raise BundleError(f"{bundle.path}: unknown pooling {self.pooling!r} (known: {', '.join(POOLINGS)})")
+        if self.output not in self.output_names:
+            raise BundleError(f"{bundle.path}: model has no output {self.output!r} (has {self.output_names})")
+        self.dim = int(post["dim"]) if "dim" in post else None
+        self.encoder = TextEncoder(bundle, self.input_names)
+        if self.dim is None:
+            self.dim = int(self._run(["probe"]).shape[1])
+
+    def embed(self, texts: Sequence[str] | str, *, batch_size: int = 32) -> np.ndarray:
+        texts = check_texts(texts)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if texts:
+            self._run(texts, batch_size=batch_size, out=out)
+        return out
+
+    __call__ = embed
+
+    def _run(self, texts: list[str], *, batch_size: int = 32, out: np.ndarray | None = None) -> np.ndarray:
+        encodings = self.encoder.encode(texts)
+        for idx, feeds in self.encoder.batches(encodings, batch_size):
+            (hidden,) = self.session.run([self.output], feeds)
+            if self.pooling == "mean":
+                pooled = kernels.mean_pool(hidden, feeds["attention_mask"])
+            elif self.pooling == "cls":
+                pooled = kernels.cls_pool(hidden)
+            else:
+                pooled = hidden
+            if self.normalize:
+                pooled = kernels.l2_normalize(pooled)
+            if out is None:
+                out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
+            out[idx] = pooled
+        return out

@@ -1,0 +1,56 @@
+"""A bundle or bare .onnx file run as is: feeds in, named outputs out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ..bundle import Bundle
+from ..errors import TaskError
+from ..session import SessionConfig, create_session
+from .base import Task, numpy_dtype
+
+
+class RawModel(Task):
+    """``run(feeds)`` returns {output name: array}; inputs are checked by name and cast to the declared dtype."""
+
+    tasks = ()
+
+    def __init__(
+        self,
+        bundle: Bundle | None = None,
+        *,
+        variant: str | None = None,
+        config: SessionConfig | None = None,
+        model_path: str | os.PathLike[str] | None = None,
+    ):
+        if bundle is not None:
+            super().__init__(bundle, variant=variant, config=config)
+        else:
+            self.bundle = None
+            self.variant = None
+            self.session = create_session(Path(model_path), config)
+            self.input_names = tuple(i.name for i in self.session.get_inputs())
+            self.output_names = tuple(o.name for o in self.session.get_outputs())
+        self._dtypes = {i.name: numpy_dtype(i.type) for i in self.session.get_inputs()}
+
+    def run(self, feeds: Mapping[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        unknown = set(feeds) - set(self.input_names)
+        missing = set(self.input_names) - set(feeds)
+        if unknown or missing:
+            raise TaskError(
+                f"inputs do not match the model: missing {sorted(missing)}, unknown {sorted(unknown)}; "
+                f"model takes {list(self.input_names)}"
+            )
+        cast = {k: np.asarray(v, dtype=self._dtypes[k]) for k, v in feeds.items()}
+        names = outputs or list(self.output_names)
+        return dict(zip(names, self.session.run(names, cast)))
+
+    __call__ = run
+
+    def __repr__(self) -> str:
+        where = self.bundle.path if self.bundle is not None else "onnx"
+        return f"RawModel({str(where)!r})"

@@ -1,0 +1,72 @@
+"""Turning texts into padded model inputs: input checks, tokenizer set-up, length bucketing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from tokenizers import Encoding, Tokenizer
+
+from .. import kernels
+from ..bundle import Bundle
+from ..errors import BundleError
+
+
+def check_texts(texts: Sequence[str] | str) -> list[str]:
+    """A list of str, or TypeError naming the first bad item's index."""
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (bytes, bytearray)):
+        raise TypeError("texts must be str or a sequence of str, got bytes; decode it first")
+    out = list(texts)
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
+    return out
+
+
+class TextEncoder:
+    """The bundle's tokenizer with padding off (edgert pads per batch) and truncation at the model's max length.
+
+    The packaged tokenizer.json of all-MiniLM-L6-v2 pads to a fixed 128; used as shipped, a 12-token sentence
+    would cost the work of 128 tokens.
+    """
+
+    def __init__(self, bundle: Bundle, input_names: Sequence[str]):
+        pre = bundle.pre
+        name = pre.get("tokenizer", "tokenizer.json")
+        try:
+            self.tokenizer = Tokenizer.from_file(str(bundle.file(name)))
+        except BundleError:
+            raise
+        except Exception as exc:
+            raise BundleError(f"{bundle.path / name}: cannot read tokenizer ({exc})") from None
+        self.max_length = int(pre.get("max_length", 512))
+        self.pad_id = int(pre.get("pad_id", 0))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=self.max_length)
+        self.wants_token_types = "token_type_ids" in input_names
+
+    def encode(self, texts: list[str]) -> list[Encoding]:
+        if len(texts) == 1:
+            return [self.tokenizer.encode(texts[0])]
+        return self.tokenizer.encode_batch(texts)
+
+    def batches(self, encodings: list[Encoding], batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """Yields (original indices, feeds) for batches of similar length: sorting by length keeps padding small."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
+        order = np.argsort(lengths, kind="stable")
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            chosen = [encodings[i] for i in idx]
+            ids, mask, types = kernels.pack(
+                [e.ids for e in chosen],
+                [e.type_ids for e in chosen] if self.wants_token_types else None,
+                self.pad_id,
+            )
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if types is not None:
+                feeds["token_type_ids"] = types
+            yield idx, feeds

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Sets up .venv from nothing: Python venv, build tools, torch (CPU) for export, edgert itself in editable mode
+# with its Cython kernels compiled in place. Usage: scripts/bootstrap.sh EXTRAS   (e.g. "export,minilm,bench")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+venv="${EDGERT_VENV:-.venv}"
+py="${PYTHON:-python3}"
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "bootstrap: creating $venv with $($py --version)" >&2
+  "$py" -m venv "$venv"
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+"${pip[@]}" install -U pip setuptools wheel "Cython>=3.0"
+
+# torch for export: the CPU build, pinned. An unpinned torch can pull a CUDA build of several GB.
+if [[ "$extras" == *export* || "$extras" == *dev* ]]; then
+  if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+    echo "bootstrap: installing ${EDGERT_TORCH_SPEC:-torch==2.13.0}" >&2
+    "${pip[@]}" install "${EDGERT_TORCH_SPEC:-torch==2.13.0}"
+  fi
+fi
+
+# Reinstall only when the package metadata changed; the kernels are rebuilt below either way.
+stamp="$venv/.edgert-installed"
+want="$(cat pyproject.toml setup.py | sha256sum | cut -c1-16)-$extras"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: installing edgert[${extras}] (editable)" >&2
+  "${pip[@]}" install --no-build-isolation -e ".${extras:+[$extras]}"
+  echo "$want" > "$stamp"
+fi
+# Compile the Cython kernels in place (no-op when they are up to date).
+"$venv/bin/python" setup.py -q build_ext --inplace 2>&1 | grep -v -i "warning\|deprecat\|^\s*$\|!!\|\*\*\*\*\|setup.py\|pypa\|See http\|easy_install\|standards-based" >&2 || true
+"$venv/bin/python" -c "import edgert, sys; sys.stderr.write(f'bootstrap: edgert {edgert.__version__}, kernels: {edgert.KERNELS}\n')"

@@ -1,0 +1,34 @@
+"""Builds the Cython kernels in kernels/ into edgert._kernels.<name>.
+
+EDGERT_NO_EXTENSIONS=1 builds a pure-Python package; edgert then runs on its NumPy reference kernels.
+"""
+
+import os
+import sys
+
+from setuptools import Extension, setup
+
+KERNELS = ("packing", "pooling", "scores")
+
+
+def _extensions() -> list[Extension]:
+    if os.environ.get("EDGERT_NO_EXTENSIONS") == "1":
+        return []
+    from Cython.Build import cythonize
+
+    args = [] if sys.platform == "win32" else ["-O3"]
+    exts = [Extension(f"edgert._kernels.{name}", [f"kernels/{name}.pyx"], extra_compile_args=args) for name in KERNELS]
+    return cythonize(
+        exts,
+        language_level=3,
+        compiler_directives={
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+            "embedsignature": True,
+        },
+    )
+
+
+setup(ext_modules=_extensions())
