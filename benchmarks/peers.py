@@ -193,15 +193,21 @@ SYSTEMS = {
 }
 
 
+def peak_rss_mib() -> float:
+    """VmHWM: this process's peak RSS. (ru_maxrss would carry the parent's peak across fork and exec.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def child(args) -> None:
     """Cold start in a fresh process: import, load, first vector; then the corpus once for peak RSS."""
-    import resource
-
     system = SYSTEMS[args.child](args.bundle, args.variant, args.threads)
     system.one(SENTENCE)
     print("first", flush=True)
     system.many(mixed_corpus(64))
-    print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+    print(json.dumps({"rss_mb": peak_rss_mib()}), flush=True)
 
 
 def cold_start(name: str, args, runs: int) -> tuple[float, float]:

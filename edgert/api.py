@@ -29,7 +29,8 @@ def load(
     """Loads a bundle and returns the task pipeline its manifest names.
 
     ``variant`` picks a model in the bundle ("fp32", "int8"; default: the manifest's default_model).
-    ``task="raw"`` gives a plain session for any bundle. ``verify`` checks the sha256 of the files used.
+    ``task="raw"`` gives a plain session for any bundle. ``verify`` checks the sha256 of the files used
+    (once per file version: see ``Bundle.verify``).
     """
     p = Path(path)
     if p.suffix == ".onnx" and p.is_file():
@@ -44,5 +45,5 @@ def load(
         )
     if verify:
         model = bundle.model_file(variant).name
-        bundle.verify([model, *(f for f in bundle.pre.get("files", []) if f in bundle.files)])
+        bundle.verify([model, *(f for f in bundle.pre.get("files", []) if f in bundle.files)], remember=True)
     return pipeline(bundle, variant=variant, config=config)

@@ -99,6 +99,17 @@ def test_flipped_byte_is_refused(minilm_bundle, copy_bundle):
     edgert.load(bundle, variant="fp32")  # the untouched fp32 model still loads
 
 
+def test_remembered_verification_still_catches_a_later_change(minilm_bundle, copy_bundle):
+    bundle = copy_bundle(minilm_bundle)
+    edgert.load(bundle)  # hashes the int8 model and remembers the file version
+    model = bundle / "model.int8.onnx"
+    data = bytearray(model.read_bytes())
+    data[-100] ^= 0x01
+    model.write_bytes(bytes(data))  # same size: only the hash can tell
+    with pytest.raises(BundleError, match=r"model\.int8\.onnx: sha256 mismatch"):
+        edgert.load(bundle)
+
+
 def test_truncated_model_is_refused(minilm_bundle, copy_bundle):
     bundle = copy_bundle(minilm_bundle)
     model = bundle / "model.onnx"

@@ -46,8 +46,10 @@ def dist(tmp_path_factory) -> Path:
     # sdist first, then the wheel from the unpacked sdist: proves the sdist carries the kernels' sources
     _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", out, REPO])
     pure = out / "pure"
-    _run([sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", pure, REPO],
-         env={**os.environ, "EDGERT_NO_EXTENSIONS": "1"})
+    _run(
+        [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", pure, REPO],
+        env={**os.environ, "EDGERT_NO_EXTENSIONS": "1"},
+    )
     return out
 
 
@@ -88,8 +90,9 @@ def test_installed_wheels_run_outside_the_tree(dist, venv, minilm_bundle, tmp_pa
 
     (pure_wheel,) = (dist / "pure").glob("edgert-*.whl")
     assert not [n for n in zipfile.ZipFile(pure_wheel).namelist() if n.endswith(".so")]
-    _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--force-reinstall", "--no-deps",
-          pure_wheel])
+    _run(
+        [py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--force-reinstall", "--no-deps", pure_wheel]
+    )
     pure = json.loads(_run([py, "-c", code], cwd=tmp_path, env=env).stdout)
     assert pure["kernels"] == "numpy" and pure["same"]
     np.testing.assert_allclose(compiled["vector"], pure["vector"], atol=1e-6)
