@@ -12,7 +12,7 @@ ctypedef fused floating:
 def mean_pool(const floating[:, :, ::1] hidden, const long long[:, ::1] mask):
     cdef Py_ssize_t B = hidden.shape[0], T = hidden.shape[1], D = hidden.shape[2]
     cdef Py_ssize_t b, t, d
-    cdef floating count
+    cdef floating count, inv
     dtype = np.float32 if floating is float else np.float64
     out = np.zeros((B, D), dtype=dtype)
     cdef floating[:, ::1] o = out
@@ -26,8 +26,9 @@ def mean_pool(const floating[:, :, ::1] hidden, const long long[:, ::1] mask):
                         o[b, d] += hidden[b, t, d]
             if count < <floating>1e-9:
                 count = <floating>1e-9
+            inv = 1 / count
             for d in range(D):
-                o[b, d] = o[b, d] / count
+                o[b, d] = o[b, d] * inv
     return out
 
 
@@ -48,6 +49,7 @@ def l2_normalize(const floating[:, ::1] x, double eps=1e-12):
     cdef Py_ssize_t B = x.shape[0], D = x.shape[1]
     cdef Py_ssize_t b, d
     cdef double acc, v
+    cdef floating inv
     dtype = np.float32 if floating is float else np.float64
     out = np.empty((B, D), dtype=dtype)
     cdef floating[:, ::1] o = out
@@ -60,6 +62,7 @@ def l2_normalize(const floating[:, ::1] x, double eps=1e-12):
             acc = sqrt(acc)
             if acc < eps:
                 acc = eps
+            inv = <floating>(1.0 / acc)
             for d in range(D):
-                o[b, d] = <floating>(x[b, d] / acc)
+                o[b, d] = x[b, d] * inv
     return out

@@ -2,7 +2,7 @@
 """Softmax and top-k over class scores; the loops run without the GIL."""
 
 import numpy as np
-from libc.math cimport exp, isnan
+from libc.math cimport exp, expf, isnan
 
 ctypedef fused floating:
     float
@@ -13,7 +13,7 @@ def softmax(const floating[:, ::1] x):
     cdef Py_ssize_t B = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t b, c
     cdef floating m
-    cdef floating total
+    cdef floating total, inv
     dtype = np.float32 if floating is float else np.float64
     out = np.empty((B, C), dtype=dtype)
     cdef floating[:, ::1] o = out
@@ -25,10 +25,14 @@ def softmax(const floating[:, ::1] x):
                     m = x[b, c]
             total = 0
             for c in range(C):
-                o[b, c] = <floating>exp(x[b, c] - m)
+                if floating is float:
+                    o[b, c] = expf(x[b, c] - m)
+                else:
+                    o[b, c] = exp(x[b, c] - m)
                 total = total + o[b, c]
+            inv = 1 / total
             for c in range(C):
-                o[b, c] = o[b, c] / total
+                o[b, c] = o[b, c] * inv
     return out
 
 
