@@ -57,3 +57,59 @@ def quantization_target(features: tuple[str, ...] | None = None, machine: str | 
     if "avx512f" in feats or "avx512bw" in feats:
         return "avx512"
     return "avx2"
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(errors="replace").strip("\x00\n ")
+    except OSError:
+        return None
+
+
+def board_model() -> str | None:
+    """The board, e.g. 'Raspberry Pi 5 Model B Rev 1.0', from the device tree (ARM boards) or DMI (PCs)."""
+    return (
+        _read("/proc/device-tree/model")
+        or _read("/sys/firmware/devicetree/base/model")
+        or (
+            " ".join(x for x in (_read("/sys/class/dmi/id/sys_vendor"), _read("/sys/class/dmi/id/product_name")) if x)
+            or None
+        )
+    )
+
+
+def os_name() -> str:
+    pretty = None
+    text = _read("/etc/os-release") or ""
+    for line in text.splitlines():
+        if line.startswith("PRETTY_NAME="):
+            pretty = line.split("=", 1)[1].strip('"')
+    return f"{pretty or platform.system()} (kernel {platform.release()})"
+
+
+def governor() -> str | None:
+    return _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+
+
+def describe() -> dict:
+    """Everything `edgert device` shows, and what every bench result records."""
+    import os
+
+    import onnxruntime as ort
+
+    from . import kernels
+
+    return {
+        "cpu": cpu_model(),
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "features": list(cpu_features()),
+        "board": board_model(),
+        "os": os_name(),
+        "governor": governor(),
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "providers": ort.get_available_providers(),
+        "kernels": kernels.IMPLEMENTATION,
+        "quantization_target": quantization_target(),
+    }

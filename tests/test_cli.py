@@ -58,4 +58,7 @@ def test_wrong_task_and_missing_file_are_one_line_errors(classifier_bundle, mini
 def test_device_reports_kernels():
     r = _run("device")
     assert r.returncode == 0
-    assert f"kernels {edgert.KERNELS}" in " ".join(r.stdout.split())
+    flat = " ".join(r.stdout.split())
+    assert f"kernels {edgert.KERNELS}" in flat
+    for meter in ("rapl", "hwmon", "vcgencmd"):  # each meter says whether it is usable, and why not
+        assert f"energy {meter} usable:" in flat or f"energy {meter} not usable:" in flat

@@ -128,22 +128,45 @@ def cmd_classify(args) -> int:
 
 
 def cmd_device(args) -> int:
-    import platform
+    from ..device import describe
 
-    import onnxruntime as ort
-
-    from .. import kernels
-    from ..device import cpu_features, cpu_model, quantization_target
-
+    d = describe()
     rows = [
-        ("cpu", cpu_model()),
-        ("machine", platform.machine()),
-        ("features", " ".join(cpu_features()) or "-"),
-        ("quantization target", quantization_target()),
-        ("onnxruntime", f"{ort.__version__} ({', '.join(ort.get_available_providers())})"),
-        ("kernels", kernels.IMPLEMENTATION),
+        ("cpu", d["cpu"]),
+        ("cores", str(d["cores"])),
+        ("machine", d["machine"]),
+        ("features", " ".join(d["features"]) or "-"),
+        ("board", d["board"] or "-"),
+        ("os", d["os"]),
+        ("governor", d["governor"] or "-"),
+        ("quantization target", d["quantization_target"]),
+        ("onnxruntime", f"{d['onnxruntime']} ({', '.join(d['providers'])})"),
+        ("kernels", d["kernels"]),
     ]
+    from ..bench import energy
+
+    found = energy.probe()
+    for name in energy.METERS:
+        if name in found["usable"]:
+            rows.append((f"energy {name}", f"usable: {found['usable'][name].source}"))
+        else:
+            rows.append((f"energy {name}", f"not usable: {found['unavailable'][name]}"))
+    if not found["usable"]:
+        profile, watts = energy.profile_for(d["board"], d["machine"])
+        rows.append(("energy", f"bench will ESTIMATE: CPU time x {watts:g} W per core (profile {profile})"))
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
     return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    return run_bench(args, resolve_bundle)
+
+
+def cmd_compare(args) -> int:
+    from .bench import run_compare
+
+    return run_compare(args)

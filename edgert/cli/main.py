@@ -69,7 +69,56 @@ def build_parser() -> argparse.ArgumentParser:
     _add_text_input_args(p)
     p.add_argument("--top-k", type=int, default=1)
 
-    sub.add_parser("device", help="describe this device: CPU, ISA features, providers, kernels")
+    p = sub.add_parser("bench", help="measure latency, throughput, cold start, memory and energy; check budgets")
+    p.add_argument(
+        "target",
+        nargs="?",
+        default=None,
+        help="bundle directory, .onnx file or catalog name (default: minilm, built on first use)",
+    )
+    p.add_argument("--variant", default=None, help="fp32 or int8 (default: the bundle's)")
+    p.add_argument("--threads", default="auto", help="intra-op threads to sweep, e.g. 1,2,4 or auto")
+    p.add_argument("--batch-sizes", default="1,8,32", help="batch sizes for the throughput runs")
+    p.add_argument("--seq-len", type=int, default=128, help="tokens per text for text bundles")
+    p.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=DxD",
+        help="shape of an input with dynamic dimensions (bare ONNX); the first dimension is the batch",
+    )
+    p.add_argument("--input", default=None, metavar="FILE", help="texts (one per line) or a .npz of input arrays")
+    p.add_argument("--min-time", type=float, default=3.0, help="seconds of steady-state latency runs, at least")
+    p.add_argument("--min-count", type=int, default=100, help="latency runs, at least")
+    p.add_argument("--max-time", type=float, default=60.0, help="seconds per timed phase, at most")
+    p.add_argument("--warmup", type=int, default=10, help="warmup runs")
+    p.add_argument("--throughput-time", type=float, default=1.0, help="seconds per batch size")
+    p.add_argument("--cold-runs", type=int, default=3, help="fresh processes for cold start (0: skip)")
+    p.add_argument("--energy-meter", default="auto", help="auto, rapl, hwmon, vcgencmd, estimate or off")
+    p.add_argument("--energy-time", type=float, default=2.0, help="seconds of the energy run")
+    p.add_argument("--watts-per-core", type=float, default=None, help="power profile for the energy estimate")
+    p.add_argument("--budget", default=None, help='e.g. "p95<=20ms,rss<=150MB,energy<=5mJ,cold<=500ms" or FILE.toml')
+    p.add_argument("--json", default=None, metavar="PATH", help="write the full result (raw samples) as JSON")
+    p.add_argument(
+        "--markdown",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="PATH",
+        help="Markdown report to PATH, or to stdout instead of the tables",
+    )
+    p.add_argument("--plot", default=None, metavar="PATH.png", help="latency histogram and CDF, throughput")
+    p.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
+
+    p = sub.add_parser("compare", help="compare two bench results; flags significant regressions")
+    p.add_argument("a", help="baseline result JSON")
+    p.add_argument("b", help="new result JSON")
+    p.add_argument(
+        "--fail-on", default=None, metavar="PCT", help="exit 1 on a significant regression beyond PCT, e.g. 5%%"
+    )
+    p.add_argument("--threshold", default="5%", help="changes within this are not flagged (default 5%%)")
+
+    sub.add_parser("device", help="describe this device: CPU, ISA features, board, energy meters, kernels")
     return parser
 
 

@@ -1,0 +1,136 @@
+"""Budgets: "p95<=20ms,rss<=150MB,energy<=5mJ,cold<=500ms" or a TOML file, checked against a result."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import EdgertError
+
+
+class BudgetError(EdgertError):
+    """A budget that does not parse; the message points at the bad token."""
+
+
+# metric -> (kind, where to read it in the summary, default comparison)
+METRICS = {
+    "p50": "time",
+    "p90": "time",
+    "p95": "time",
+    "p99": "time",
+    "max": "time",
+    "mean": "time",
+    "cold": "time",
+    "init": "time",
+    "first": "time",
+    "rss": "memory",
+    "load_rss": "memory",
+    "energy": "energy",
+    "throughput": "rate",
+}
+UNITS = {
+    "time": {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3},  # to ms
+    "memory": {
+        "B": 1 / 2**20,
+        "KB": 1e3 / 2**20,
+        "MB": 1e6 / 2**20,
+        "GB": 1e9 / 2**20,
+        "KiB": 1 / 1024,
+        "MiB": 1.0,
+        "GiB": 1024.0,
+    },  # to MiB
+    "energy": {"uJ": 1e-3, "µJ": 1e-3, "mJ": 1.0, "J": 1e3},  # to mJ
+    "rate": {"/s": 1.0, "items/s": 1.0, "qps": 1.0},
+}
+CANONICAL = {"time": "ms", "memory": "MiB", "energy": "mJ", "rate": "/s"}
+_TOKEN = re.compile(r"^\s*([a-z_0-9]+)\s*(<=|>=|<|>)\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([A-Za-zµ/]*)\s*$")
+
+
+@dataclass(frozen=True)
+class Limit:
+    metric: str
+    op: str
+    value: float  # in the canonical unit of the metric's kind
+    text: str
+
+    def check(self, measured: float) -> bool:
+        return {
+            "<=": measured <= self.value,
+            "<": measured < self.value,
+            ">=": measured >= self.value,
+            ">": measured > self.value,
+        }[self.op]
+
+    @property
+    def unit(self) -> str:
+        return CANONICAL[METRICS[self.metric]]
+
+
+def parse_token(token: str) -> Limit:
+    m = _TOKEN.match(token)
+    if not m:
+        raise BudgetError(f"budget: cannot parse {token.strip()!r}; expected METRIC<=VALUEUNIT, e.g. p95<=20ms")
+    metric, op, number, unit = m.groups()
+    if metric not in METRICS:
+        raise BudgetError(f"budget: unknown metric {metric!r} in {token.strip()!r} (known: {', '.join(METRICS)})")
+    kind = METRICS[metric]
+    units = UNITS[kind]
+    unit = unit or CANONICAL[kind]
+    if unit not in units:
+        raise BudgetError(
+            f"budget: unknown unit {unit!r} in {token.strip()!r}; {metric} takes {', '.join(u for u in units)}"
+        )
+    return Limit(metric, op, float(number) * units[unit], token.strip())
+
+
+def parse(spec: str) -> list[Limit]:
+    tokens = [t for t in spec.split(",") if t.strip()]
+    if not tokens:
+        raise BudgetError("budget: empty; expected e.g. 'p95<=20ms,rss<=150MB'")
+    return [parse_token(t) for t in tokens]
+
+
+def load_file(path: str | Path) -> list[Limit]:
+    """TOML: a [budget] table of metric = "<=20ms" (or a bare "20ms", meaning <= ; >= for throughput)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise BudgetError(f"{path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BudgetError(f"{path}: not valid TOML ({exc})") from None
+    table = data.get("budget", data)
+    limits = []
+    for metric, value in table.items():
+        text = str(value).strip()
+        if text[:1] not in "<>":
+            text = (">=" if metric == "throughput" else "<=") + text
+        limits.append(parse_token(f"{metric}{text}"))
+    if not limits:
+        raise BudgetError(f'{path}: no budget entries (write e.g. [budget] p95 = "20ms")')
+    return limits
+
+
+def evaluate(limits: list[Limit], summary: dict[str, float | None]) -> list[dict[str, Any]]:
+    """One row per limit: measured value, pass/fail, or 'not measured' (which fails: a budget must be checked)."""
+    rows = []
+    for lim in limits:
+        measured = summary.get(lim.metric)
+        ok = measured is not None and lim.check(measured)
+        rows.append(
+            {
+                "budget": lim.text,
+                "metric": lim.metric,
+                "limit": lim.value,
+                "unit": lim.unit,
+                "measured": measured,
+                "passed": ok,
+            }
+        )
+    return rows

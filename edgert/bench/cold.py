@@ -1,0 +1,45 @@
+"""Cold start, run as a fresh process by `edgert bench`: import, load, first result; then its peak RSS.
+
+    python -m edgert.bench.cold '{"target": ..., "variant": ..., "threads": 0, "seq_len": 128, ...}'
+
+Prints "ready {timings}" the moment the first result exists, then "peak {rss}".
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def main() -> None:
+    t0 = time.perf_counter()
+    spec = json.loads(sys.argv[1])
+    from pathlib import Path
+
+    from .memory import peak_rss_mib
+    from .workload import open_target, parse_shapes
+
+    t_import = time.perf_counter()
+    target = open_target(
+        Path(spec["target"]),
+        variant=spec.get("variant"),
+        threads=spec.get("threads", 0),
+        seq_len=spec.get("seq_len", 128),
+        shapes=parse_shapes(spec.get("shapes", [])),
+        input_file=Path(spec["input_file"]) if spec.get("input_file") else None,
+    )
+    t_load = time.perf_counter()
+    target.make_call(1)()
+    t_first = time.perf_counter()
+    timings = {
+        "import_ms": (t_import - t0) * 1e3,
+        "load_ms": (t_load - t_import) * 1e3,
+        "first_ms": (t_first - t_load) * 1e3,
+    }
+    print("ready " + json.dumps(timings), flush=True)
+    print("peak " + json.dumps({"peak_rss_mib": peak_rss_mib()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""The measuring loop behind `edgert bench`: init, first inference, warmup, steady-state latency (SingleStream),
+throughput (Offline) per batch size, for each thread count; then cold start in fresh processes, memory, and
+energy in runs of their own so that meter sampling never disturbs the timed runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import EdgertError
+from . import energy
+from .memory import peak_rss_mib, rss_mib
+from .records import Run, Stats
+from .workload import open_target, parse_shapes
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    target: Path
+    variant: str | None = None
+    threads: tuple[int, ...] = (0,)  # 0: onnxruntime's choice
+    batch_sizes: tuple[int, ...] = (1, 8, 32)
+    seq_len: int = 128
+    shapes: tuple[str, ...] = ()
+    input_file: Path | None = None
+    min_time: float = 3.0
+    min_count: int = 100
+    max_time: float = 60.0
+    warmup: int = 10
+    throughput_time: float = 1.0
+    cold_runs: int = 3
+    energy_meter: str = "auto"
+    energy_time: float = 2.0
+    watts_per_core: float | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (
+                all(t >= 0 for t in self.threads) and self.threads,
+                "--threads takes counts >= 0 (0 or auto: onnxruntime's choice)",
+            ),
+            (all(b >= 1 for b in self.batch_sizes) and self.batch_sizes, "--batch-sizes takes sizes >= 1"),
+            (2 <= self.seq_len <= 8192, f"--seq-len must be between 2 and 8192, got {self.seq_len}"),
+            (
+                self.min_time >= 0 and self.max_time > 0 and self.min_count >= 1,
+                "--min-time, --max-time, --min-count must be positive",
+            ),
+            (self.cold_runs >= 0 and self.warmup >= 0, "--cold-runs and --warmup must be >= 0"),
+            (
+                self.energy_meter in ("auto", "off", "estimate", *energy.METERS),
+                f"--energy-meter must be auto, {', '.join(energy.METERS)}, estimate or off",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise EdgertError(message)
+        parse_shapes(list(self.shapes))
+
+
+class Progress(Protocol):
+    def phase(self, name: str, total: float | None = None) -> None: ...
+    def update(self, done: float) -> None: ...
+
+
+class _Quiet:
+    def phase(self, name: str, total: float | None = None) -> None:
+        pass
+
+    def update(self, done: float) -> None:
+        pass
+
+
+@dataclass
+class _State:
+    """What has been measured so far: a Ctrl-C keeps all of it."""
+
+    result: dict[str, Any] = field(default_factory=dict)
+    phase: str = "setup"
+
+
+def _timed(call, samples: list[int], *, min_time: float, min_count: int, max_time: float, progress: Progress) -> None:
+    """SingleStream: one call after another until both the minimum time and the minimum count are met."""
+    enabled = gc.isenabled()
+    gc.disable()
+    clock = time.perf_counter_ns
+    try:
+        start = clock()
+        while True:
+            t0 = clock()
+            call()
+            t1 = clock()
+            samples.append(t1 - t0)
+            elapsed = (t1 - start) / 1e9
+            if len(samples) % 16 == 0:
+                progress.update(min(elapsed, max_time))
+            if (elapsed >= min_time and len(samples) >= min_count) or elapsed >= max_time:
+                break
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _versions() -> dict[str, str | None]:
+    out = {}
+    for dist in ("edgert", "onnxruntime", "numpy", "tokenizers"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def _cold_start(config: BenchConfig, progress: Progress, state: _State) -> dict[str, Any]:
+    spec = {
+        "target": str(config.target),
+        "variant": config.variant,
+        "threads": config.threads[0],
+        "seq_len": config.seq_len,
+        "shapes": list(config.shapes),
+        "input_file": str(config.input_file) if config.input_file else None,
+    }
+    walls, parts, peaks = [], [], []
+    state.result["cold_start"] = {"runs": walls, "parts": parts, "peak_rss_mib": peaks}
+    progress.phase("cold start (fresh processes)", config.cold_runs)
+    for i in range(config.cold_runs):
+        with tempfile.TemporaryFile("w+") as err:
+            t = time.perf_counter()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "edgert.bench.cold", json.dumps(spec)],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+            line = proc.stdout.readline()
+            wall = (time.perf_counter() - t) * 1e3
+            rest = proc.stdout.read()  # read through the same buffer that readline() filled
+            proc.wait(timeout=300)
+            if not line.startswith("ready ") or "peak " not in rest:
+                err.seek(0)
+                last = (err.read().strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+                raise EdgertError(f"cold-start process failed: {last}")
+        walls.append(wall)
+        parts.append(json.loads(line[6:]))
+        peaks.append(json.loads(rest.split("peak ", 1)[1])["peak_rss_mib"])
+        progress.update(i + 1)
+    return {
+        "runs": walls,
+        "parts": parts,
+        "peak_rss_mib": peaks,
+        "median_ms": float(sorted(walls)[len(walls) // 2]) if walls else None,
+    }
+
+
+def _energy(call, config: BenchConfig, board: str | None, machine: str, progress: Progress) -> dict[str, Any]:
+    meter = energy.choose(config.energy_meter, board, machine, config.watts_per_core)
+    out: dict[str, Any] = {"meter": meter.name, "source": meter.source, "estimated": meter.estimated}
+    if meter.kind == "sampled":
+        progress.phase("energy: idle power", 1.0)
+        out["idle_w"] = meter.idle(1.0)
+    progress.phase(f"energy ({meter.name})", config.energy_time)
+    count = 0
+    meter.start()
+    start = time.perf_counter()
+    try:
+        while (elapsed := time.perf_counter() - start) < config.energy_time or count < 10:
+            call()
+            count += 1
+            if count % 16 == 0:
+                progress.update(min(elapsed, config.energy_time))
+    finally:
+        joules = meter.stop()
+    out.update(
+        {
+            "inferences": count,
+            "seconds": time.perf_counter() - start,
+            "joules": joules,
+            "mj_per_inference": joules * 1e3 / count,
+        }
+    )
+    return out
+
+
+def run(config: BenchConfig, progress: Progress | None = None) -> dict[str, Any]:
+    """Measures CONFIG.target. On Ctrl-C, returns what was gathered, with "complete": False."""
+    from ..device import describe
+
+    progress = progress or _Quiet()
+    state = _State()
+    r = state.result
+    device = describe()
+    r.update(
+        {
+            "complete": False,
+            "interrupted_in": None,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": device,
+            "software": _versions(),
+            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+            "configs": [],
+        }
+    )
+    try:
+        _measure(config, progress, state, device)
+        r["complete"] = True
+    except KeyboardInterrupt:
+        r["interrupted_in"] = state.phase
+    r["summary"] = summarize(r)
+    return r
+
+
+def _measure(config: BenchConfig, progress: Progress, state: _State, device: dict) -> None:
+    r = state.result
+    shapes = parse_shapes(list(config.shapes))
+    rss_start = rss_mib()
+    energy_call = None
+    for threads in config.threads:
+        label = f"threads={threads or 'auto'}"
+        entry: dict[str, Any] = {"threads": threads}
+        r["configs"].append(entry)
+        state.phase = f"init ({label})"
+        progress.phase(state.phase)
+        rss_before = rss_mib()
+        t = time.perf_counter_ns()
+        target = open_target(
+            config.target,
+            variant=config.variant,
+            threads=threads,
+            seq_len=config.seq_len,
+            shapes=shapes,
+            input_file=config.input_file,
+        )
+        entry["init_ms"] = (time.perf_counter_ns() - t) / 1e6
+        rss_loaded = rss_mib()
+        if "target" not in r:
+            model = target.model
+            bundle = getattr(model, "bundle", None)
+            model_path = bundle.model_file(model.variant) if bundle is not None else Path(config.target)
+            r["target"] = {
+                "path": str(config.target),
+                "kind": target.kind,
+                "task": bundle.task if bundle is not None else "raw",
+                "variant": model.variant,
+                "description": target.description,
+                "model_bytes": model_path.stat().st_size,
+                **target.items,
+            }
+            r["memory"] = {
+                "rss_start_mib": rss_start,
+                "load_rss_mib": rss_loaded - rss_before,
+                "model_file_mib": model_path.stat().st_size / 2**20,
+                "arena": True,
+            }
+        call1 = target.make_call(1)
+        state.phase = f"first inference ({label})"
+        t = time.perf_counter_ns()
+        call1()
+        entry["first_ms"] = (time.perf_counter_ns() - t) / 1e6
+        state.phase = f"warmup ({label})"
+        progress.phase(state.phase, config.warmup)
+        warm: list[int] = []
+        entry["warmup"] = warm
+        for i in range(config.warmup):
+            t = time.perf_counter_ns()
+            call1()
+            warm.append(time.perf_counter_ns() - t)
+            progress.update(i + 1)
+        entry["warmup"] = Run("warmup", "ns", tuple(warm)).as_dict()
+        state.phase = f"latency ({label})"
+        progress.phase(f"latency, batch 1 ({label})", config.min_time)
+        lat: list[int] = []
+        entry["latency"] = {"samples": lat}
+        try:
+            _timed(
+                call1,
+                lat,
+                min_time=config.min_time,
+                min_count=config.min_count,
+                max_time=config.max_time,
+                progress=progress,
+            )
+        finally:
+            entry["latency"] = Run("latency", "ns", tuple(lat), {"batch": 1, "scenario": "SingleStream"}).as_dict()
+        if r["memory"].get("rss_after_run_mib") is None:
+            r["memory"]["rss_after_run_mib"] = rss_mib()
+            r["memory"]["run_rss_mib"] = r["memory"]["rss_after_run_mib"] - rss_loaded
+        entry["throughput"] = []
+        for batch in config.batch_sizes:
+            state.phase = f"throughput batch {batch} ({label})"
+            progress.phase(state.phase, config.throughput_time)
+            call = target.make_call(batch)
+            call()
+            samples: list[int] = []
+            try:
+                _timed(
+                    call,
+                    samples,
+                    min_time=config.throughput_time,
+                    min_count=3,
+                    max_time=config.max_time,
+                    progress=progress,
+                )
+            finally:
+                if samples:
+                    med = sorted(samples)[len(samples) // 2]
+                    entry["throughput"].append(
+                        {
+                            "batch": batch,
+                            "items_per_s": batch * 1e9 / med,
+                            "run": Run(
+                                "throughput", "ns", tuple(samples), {"batch": batch, "scenario": "Offline"}
+                            ).as_dict(),
+                        }
+                    )
+        energy_call = energy_call or call1
+        del target
+    r["memory"]["peak_rss_mib"] = peak_rss_mib()
+    if config.cold_runs:
+        state.phase = "cold start"
+        r["cold_start"] = _cold_start(config, progress, state)
+    if config.energy_meter != "off" and energy_call is not None:
+        state.phase = "energy"
+        r["energy"] = _energy(energy_call, config, device.get("board"), device["machine"], progress)
+
+
+def summarize(r: dict[str, Any]) -> dict[str, float | None]:
+    """The figures budgets and tables use: batch-1 latency of the first thread setting, in ms; memory in MiB."""
+    s: dict[str, float | None] = dict.fromkeys(
+        ("p50", "p90", "p95", "p99", "max", "mean", "cold", "init", "first", "rss", "load_rss", "energy", "throughput")
+    )
+    configs = r.get("configs") or []
+    if configs:
+        c = configs[0]
+        samples = (c.get("latency") or {}).get("samples") or []
+        if samples:
+            st = Stats.of(samples)
+            s.update({k: getattr(st, k) for k in ("p50", "p90", "p95", "p99", "max", "mean")})
+        s["init"], s["first"] = c.get("init_ms"), c.get("first_ms")
+        rates = [t["items_per_s"] for cc in configs for t in cc.get("throughput", [])]
+        s["throughput"] = max(rates) if rates else None
+    cold = r.get("cold_start") or {}
+    if cold.get("runs"):
+        s["cold"] = float(sorted(cold["runs"])[len(cold["runs"]) // 2])
+        s["rss"] = max(cold["peak_rss_mib"]) if cold.get("peak_rss_mib") else None
+    mem = r.get("memory") or {}
+    if s["rss"] is None:
+        s["rss"] = mem.get("peak_rss_mib")
+    s["load_rss"] = mem.get("load_rss_mib")
+    if r.get("energy"):
+        s["energy"] = r["energy"]["mj_per_inference"]
+    return s

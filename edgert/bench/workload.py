@@ -1,0 +1,172 @@
+"""What one inference is: the bundle's own task on realistic text, a user's file, or random tensors for a bare
+ONNX model, built from the declared shapes and dtypes (dynamic dimensions from --shape)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EdgertError
+from ..session import SessionConfig
+from ..tasks import RawModel, TextClassifier, TextEmbedder
+from ..tasks.base import numpy_dtype
+
+BATCH_NAMES = {"batch", "batch_size", "n", "N", "B", "b", "unk__0"}
+WORDS = (
+    "the device reads a short message from the user and the model turns it into a vector so that similar notes "
+    "photos and songs can be found quickly without a network connection while the battery lasts all day"
+).split()
+
+
+def parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
+    """--shape name=1x128 (repeatable, or comma-separated)."""
+    shapes = {}
+    for spec in (s for item in specs for s in item.split(",") if s.strip()):
+        m = re.fullmatch(r"\s*([^=\s]+)\s*=\s*(\d+(?:x\d+)*)\s*", spec)
+        if not m:
+            raise EdgertError(f"--shape {spec!r}: expected NAME=DxDx..., e.g. input_ids=1x128")
+        shapes[m.group(1)] = tuple(int(d) for d in m.group(2).split("x"))
+    return shapes
+
+
+def texts_of_length(tokenizer, seq_len: int, n: int) -> list[str]:
+    """n different texts of about seq_len tokens (special tokens included)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        words: list[str] = []
+        while len(tokenizer.encode(" ".join(words)).ids) < seq_len:
+            words += list(rng.choice(WORDS, size=max(1, (seq_len - 2) // 4)))
+        while len(words) > 1 and len(tokenizer.encode(" ".join(words)).ids) > seq_len:
+            words.pop()
+        out.append(" ".join(words))
+    return out
+
+
+@dataclass
+class Target:
+    """A loaded model and how to make one inference of a given batch size."""
+
+    model: object
+    kind: str  # "text" or "raw"
+    description: str
+    make_call: Callable[[int], Callable[[], object]]
+    items: dict
+
+
+def open_target(
+    path: Path,
+    *,
+    variant: str | None,
+    threads: int,
+    seq_len: int,
+    shapes: dict[str, tuple[int, ...]],
+    input_file: Path | None,
+) -> Target:
+    import edgert
+
+    config = SessionConfig(intra_op_threads=threads)
+    model = edgert.load(path, variant=variant, config=config)
+    if isinstance(model, (TextEmbedder, TextClassifier)):
+        if input_file is not None:
+            try:
+                texts = [line.rstrip("\n") for line in input_file.read_text(encoding="utf-8").splitlines()]
+            except OSError as exc:
+                raise EdgertError(f"{input_file}: cannot read ({exc.strerror})") from None
+            texts = [t for t in texts if t] or [""]
+            what = f"{len(texts)} texts from {input_file.name}"
+        else:
+            texts = texts_of_length(model.encoder.tokenizer, seq_len, 64)
+            what = f"text of {seq_len} tokens"
+        lengths = [len(e) for e in model.encoder.encode(texts)]
+        run = model.embed if isinstance(model, TextEmbedder) else model.scores
+
+        def make_call(batch: int):
+            chunk = [texts[i % len(texts)] for i in range(batch)]
+            return lambda: run(chunk, batch_size=batch)
+
+        return Target(
+            model, "text", f"{model.bundle.task}, {what}", make_call, {"mean_tokens": float(np.mean(lengths))}
+        )
+    if not isinstance(model, RawModel):
+        raise EdgertError(f"{path}: bench does not know how to drive a {type(model).__name__}")
+    return _raw_target(model, shapes, input_file)
+
+
+def _raw_target(model: RawModel, shapes: dict[str, tuple[int, ...]], input_file: Path | None) -> Target:
+    inputs = model.session.get_inputs()
+    unknown = set(shapes) - {i.name for i in inputs}
+    if unknown:
+        raise EdgertError(
+            f"--shape names unknown inputs {sorted(unknown)}; the model takes {', '.join(i.name for i in inputs)}"
+        )
+    if input_file is not None:
+        try:
+            data = dict(np.load(input_file))
+        except (OSError, ValueError) as exc:
+            raise EdgertError(f"{input_file}: not a readable .npz of input arrays ({exc})") from None
+        missing = {i.name for i in inputs} - set(data)
+        if missing:
+            raise EdgertError(f"{input_file}: no array for input(s) {sorted(missing)}")
+        return Target(
+            model,
+            "raw",
+            f"arrays from {input_file.name}",
+            lambda batch: lambda: model.run(data),
+            {"shapes": {k: list(v.shape) for k, v in data.items()}},
+        )
+    rng = np.random.default_rng(0)
+    plan = []
+    for i in inputs:
+        dynamic_batch = bool(i.shape) and not (isinstance(i.shape[0], int) and i.shape[0] > 0)
+        if i.name in shapes:
+            shape = shapes[i.name]
+            if len(shape) != len(i.shape):
+                raise EdgertError(f"--shape {i.name}: {len(shape)} dims given, the model declares {i.shape}")
+            # a dynamic first dimension is the batch: it follows the phase's batch size
+            plan.append((i, list(shape), 0 if dynamic_batch else None))
+            continue
+        dims, batch_axis = [], None
+        for axis, d in enumerate(i.shape):
+            if isinstance(d, int) and d > 0:
+                dims.append(d)
+            elif axis == 0 and (d is None or str(d) in BATCH_NAMES):
+                dims.append(1)
+                batch_axis = 0
+            else:
+                wanted = "x".join(str(x) if isinstance(x, int) and x > 0 else f"<{x or '?'}>" for x in i.shape)
+                raise EdgertError(
+                    f"input {i.name!r} has a dynamic dimension {d!r}; pass --shape {i.name}={wanted} "
+                    f"with numbers, e.g. --shape {i.name}="
+                    + "x".join(
+                        str(x) if isinstance(x, int) and x > 0 else ("1" if a == 0 else "16")
+                        for a, x in enumerate(i.shape)
+                    )
+                )
+        plan.append((i, dims, batch_axis))
+
+    def feeds(batch: int) -> dict[str, np.ndarray]:
+        out = {}
+        for i, dims, batch_axis in plan:
+            shape = list(dims)
+            if batch_axis is not None:
+                shape[batch_axis] = batch
+            dtype = numpy_dtype(i.type)
+            if dtype == np.bool_:
+                out[i.name] = rng.random(shape) > 0.5
+            elif np.issubdtype(dtype, np.integer):
+                out[i.name] = rng.integers(0, 100, size=shape).astype(dtype)
+            else:
+                out[i.name] = rng.standard_normal(shape).astype(dtype)
+        return out
+
+    def make_call(batch: int):
+        f = feeds(batch)
+        return lambda: model.run(f)
+
+    desc = ", ".join(f"{i.name} {'x'.join(map(str, dims))} {i.type[7:-1]}" for i, dims, _ in plan)
+    return Target(model, "raw", f"random inputs: {desc}", make_call, {"inputs": desc})
