@@ -34,16 +34,19 @@ def parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
 
 
 def texts_of_length(tokenizer, seq_len: int, n: int) -> list[str]:
-    """n different texts of about seq_len tokens (special tokens included)."""
+    """n different texts of seq_len tokens (special tokens included, so seq_len - 2 words' tokens for BERT).
+
+    Each is cut from a longer random text at the end offset of its last wanted token: one encode per text.
+    """
     rng = np.random.default_rng(0)
+    special = len(tokenizer.encode("").ids)
     out = []
     for _ in range(n):
-        words: list[str] = []
-        while len(tokenizer.encode(" ".join(words)).ids) < seq_len:
-            words += list(rng.choice(WORDS, size=max(1, (seq_len - 2) // 4)))
-        while len(words) > 1 and len(tokenizer.encode(" ".join(words)).ids) > seq_len:
-            words.pop()
-        out.append(" ".join(words))
+        text = " ".join(rng.choice(WORDS, size=seq_len + 8))
+        enc = tokenizer.encode(text)
+        keep = max(seq_len - special, 1)
+        content = [(s, e) for (s, e), sid in zip(enc.offsets, enc.special_tokens_mask) if not sid]
+        out.append(text[: content[min(keep, len(content)) - 1][1]])
     return out
 
 
@@ -56,6 +59,7 @@ class Target:
     description: str
     make_call: Callable[[int], Callable[[], object]]
     items: dict
+    load_ms: float = 0.0
 
 
 def open_target(
@@ -67,10 +71,20 @@ def open_target(
     shapes: dict[str, tuple[int, ...]],
     input_file: Path | None,
 ) -> Target:
+    import time
+
     import edgert
 
     config = SessionConfig(intra_op_threads=threads)
+    t = time.perf_counter_ns()
     model = edgert.load(path, variant=variant, config=config)
+    load_ms = (time.perf_counter_ns() - t) / 1e6
+    target = _target(model, seq_len, shapes, input_file)
+    target.load_ms = load_ms
+    return target
+
+
+def _target(model, seq_len: int, shapes: dict[str, tuple[int, ...]], input_file: Path | None) -> Target:
     if isinstance(model, (TextEmbedder, TextClassifier)):
         if input_file is not None:
             try:
@@ -80,7 +94,9 @@ def open_target(
             texts = [t for t in texts if t] or [""]
             what = f"{len(texts)} texts from {input_file.name}"
         else:
-            texts = texts_of_length(model.encoder.tokenizer, seq_len, 64)
+            if seq_len > model.encoder.max_length:
+                raise EdgertError(f"--seq-len {seq_len} is past the model's max length {model.encoder.max_length}")
+            texts = texts_of_length(model.encoder.tokenizer, seq_len, 32)
             what = f"text of {seq_len} tokens"
         lengths = [len(e) for e in model.encoder.encode(texts)]
         run = model.embed if isinstance(model, TextEmbedder) else model.scores
@@ -93,7 +109,7 @@ def open_target(
             model, "text", f"{model.bundle.task}, {what}", make_call, {"mean_tokens": float(np.mean(lengths))}
         )
     if not isinstance(model, RawModel):
-        raise EdgertError(f"{path}: bench does not know how to drive a {type(model).__name__}")
+        raise EdgertError(f"bench does not know how to drive a {type(model).__name__}")
     return _raw_target(model, shapes, input_file)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +31,13 @@ def resolve_bundle(spec: str | None, *, build: bool = True) -> Path:
     path = default_bundle_path(name)
     if not (path / "edgert.json").is_file() and build:
         print(f"edgert: building the {name} bundle in {path} (once)", file=sys.stderr)
-        export = _export_api()
-        export.export_bundle(name, path, export.ExportOptions(force=path.exists()))
+        _export_api()  # a clear error if the export extra is missing
+        # In a child process: torch and the export's memory stay out of the process that then runs or measures.
+        cmd = [sys.executable, "-m", "edgert.cli.main", "export", name, "-o", str(path)]
+        if path.exists():
+            cmd.append("--force")
+        if subprocess.run(cmd, stdout=sys.stderr).returncode != 0:  # stdout may be JSON lines
+            raise EdgertError(f"building the {name} bundle failed (see above)")
     return path
 
 
