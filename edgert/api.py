@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 from .bundle import Bundle
-from .errors import TaskError
+from .errors import BundleError, TaskError
 from .session import SessionConfig
 from .tasks import RawModel, Task, TextClassifier, TextEmbedder
 
-_PIPELINES: dict[str, type[Task]] = {
+PIPELINES: dict[str, type[Task]] = {
     "sentence-embedding": TextEmbedder,
     "feature-extraction": TextEmbedder,
     "text-classification": TextClassifier,
@@ -33,14 +33,16 @@ def load(
     (once per file version: see ``Bundle.verify``).
     """
     p = Path(path)
-    if p.suffix == ".onnx" and p.is_file():
+    if p.suffix == ".onnx":
+        if not p.is_file():
+            raise BundleError(f"{p}: no such model file")
         return RawModel(model_path=p, config=config)
     bundle = Bundle.open(p)
     name = task or bundle.task
-    pipeline = _PIPELINES.get(name)
+    pipeline = PIPELINES.get(name)
     if pipeline is None:
         raise TaskError(
-            f"{p}: edgert has no {name!r} pipeline yet (it runs {', '.join(_PIPELINES)}); "
+            f"{p}: edgert has no {name!r} pipeline yet (it runs {', '.join(PIPELINES)}); "
             "load(path, task='raw') gives the bare session"
         )
     if verify:

@@ -9,6 +9,13 @@ from .._version import __version__
 from ..errors import EdgertError
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr, exit code 2, like every other edgert error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "bundle",
@@ -26,11 +33,9 @@ def _add_text_input_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="edgert", description="Export, run and measure small ONNX models on edge devices."
-    )
+    parser = _Parser(prog="edgert", description="Export, run and measure small ONNX models on edge devices.")
     parser.add_argument("--version", action="version", version=f"edgert {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("export", help="export a Hugging Face model to a verified (quantized) bundle")
     p.add_argument("source", help="a local Hugging Face model directory, a catalog name (minilm), or a hub id")
