@@ -185,6 +185,15 @@ def _fix_tokenizer(root: Path, max_length: int) -> dict[str, Any]:
     return tok
 
 
+def _reference_dims(source: Source, task: str) -> dict[str, int]:
+    """The input shape the card's MACs are counted at: 1x128 tokens, or one image at the model's size."""
+    if task != "image-classification":
+        return dict(REFERENCE_DIMS)
+    config = source.read_json("config.json") or {}
+    size = int(config.get("image_size", 224))
+    return {"batch_size": 1, "num_channels": int(config.get("num_channels", 3)), "height": size, "width": size}
+
+
 def _image_pre(root: Path) -> dict[str, Any]:
     pre = root / "preprocessor_config.json"
     cfg = json.loads(pre.read_text()) if pre.is_file() else {}
@@ -242,7 +251,8 @@ def export_bundle(
         with steps.step("measure the model card (parameters, MACs, opset)"):
             inputs, outputs = card.io_spec(tmp / "model.onnx")
             graph = card.graph_summary(tmp / "model.onnx")
-            macs = card.count_macs(tmp / "model.onnx", REFERENCE_DIMS)
+            dims = _reference_dims(source, task)
+            macs = card.count_macs(tmp / "model.onnx", dims)
             models = {"fp32": "model.onnx"}
             if quantize:
                 models["int8"] = "model.int8.onnx"
@@ -286,7 +296,7 @@ def export_bundle(
             "onnx_parameters": graph["parameters"],
             "macs": macs,
             "flops": 2 * macs,
-            "reference_input": REFERENCE_DIMS,
+            "reference_input": dims,
             "size_bytes": sizes,
             "opset": graph["opset"],
             "ir_version": graph["ir_version"],
