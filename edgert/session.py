@@ -107,7 +107,12 @@ def _options(config: SessionConfig, level: str) -> ort.SessionOptions:
 
 def cached_model_path(config: SessionConfig, model_sha256: str) -> Path:
     """Optimised models depend on the model, the onnxruntime version, the level and the CPU they were made on."""
-    key = f"{model_sha256[:24]}-ort{ort.__version__}-{config.graph_optimization}-{platform.machine()}"
+    from .device import quantization_target  # the ISA class: avx2, avx512, avx512_vnni or arm64
+
+    key = (
+        f"{model_sha256[:24]}-ort{ort.__version__}-{config.graph_optimization}-{platform.machine()}"
+        f"-{quantization_target()}"
+    )
     return (config.cache_dir or ort_cache_dir()) / f"{key}.onnx"
 
 

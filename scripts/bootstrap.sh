@@ -11,14 +11,23 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "bootstrap: creating $venv with $($py --version)" >&2
   "$py" -m venv "$venv"
 fi
-pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
-"${pip[@]}" install -U pip setuptools wheel "Cython>=3.0"
+log="$venv/.edgert-bootstrap.log"
+: > "$log"
+# pip's chatter goes to the log; it is shown only when a step fails.
+pip_install() {
+  if ! "$venv/bin/python" -m pip --disable-pip-version-check -q install "$@" >> "$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "bootstrap: pip install $* failed (full log: $log)" >&2
+    exit 1
+  fi
+}
+pip_install -U pip setuptools wheel "Cython>=3.0"
 
 # torch for export: the CPU build, pinned. An unpinned torch can pull a CUDA build of several GB.
 if [[ "$extras" == *export* || "$extras" == *dev* ]]; then
   if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
     echo "bootstrap: installing ${EDGERT_TORCH_SPEC:-torch==2.13.0}" >&2
-    "${pip[@]}" install "${EDGERT_TORCH_SPEC:-torch==2.13.0}"
+    pip_install "${EDGERT_TORCH_SPEC:-torch==2.13.0}"
   fi
 fi
 
@@ -27,9 +36,13 @@ stamp="$venv/.edgert-installed"
 want="$(cat pyproject.toml setup.py | sha256sum | cut -c1-16)-$extras"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: installing edgert[${extras}] (editable)" >&2
-  "${pip[@]}" install --no-build-isolation -e ".${extras:+[$extras]}"
+  pip_install --no-build-isolation -e ".${extras:+[$extras]}"
   echo "$want" > "$stamp"
 fi
-# Compile the Cython kernels in place (no-op when they are up to date).
-"$venv/bin/python" setup.py -q build_ext --inplace 2>&1 | grep -v -i "warning\|deprecat\|^\s*$\|!!\|\*\*\*\*\|setup.py\|pypa\|See http\|easy_install\|standards-based" >&2 || true
+# Compile the Cython kernels in place (a no-op when they are up to date); a failed build stops here.
+if ! "$venv/bin/python" setup.py build_ext --inplace >> "$log" 2>&1; then
+  tail -n 60 "$log" >&2
+  echo "bootstrap: compiling the kernels failed (full log: $log)" >&2
+  exit 1
+fi
 "$venv/bin/python" -c "import edgert, sys; sys.stderr.write(f'bootstrap: edgert {edgert.__version__}, kernels: {edgert.KERNELS}\n')"
