@@ -16,8 +16,14 @@ def _extensions() -> list[Extension]:
         return []
     from Cython.Build import cythonize
 
-    args = [] if sys.platform == "win32" else ["-O3"]
-    exts = [Extension(f"edgert._kernels.{name}", [f"kernels/{name}.pyx"], extra_compile_args=args) for name in KERNELS]
+    # -g0 and -s: no debug info, which is most of each module's size; a wheel for devices should be small.
+    args = [] if sys.platform == "win32" else ["-O3", "-g0"]
+    link = [] if sys.platform in ("win32", "darwin") else ["-s"]
+    exts = [
+        Extension(f"edgert._kernels.{name}", [f"kernels/{name}.pyx"], extra_compile_args=args, extra_link_args=link)
+        for name in KERNELS
+    ]
+
     return cythonize(
         exts,
         language_level=3,
