@@ -118,7 +118,11 @@ def load_file(path: str | Path) -> list[Limit]:
 
 
 def evaluate(limits: list[Limit], summary: dict[str, float | None]) -> list[dict[str, Any]]:
-    """One row per limit: measured value, pass/fail, or 'not measured' (which fails: a budget must be checked)."""
+    """One row per limit: measured value, pass/fail, or 'not measured' (which fails: a budget must be checked).
+
+    rss and cold come from the cold-start runs, so --cold-runs 0 leaves them unmeasured.
+    """
+
     rows = []
     for lim in limits:
         measured = summary.get(lim.metric)

@@ -76,6 +76,7 @@ def sections(r: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
             f"{_f(s.get('cold'), '{:.0f}')} ms (median of {len(cold.get('runs', []))})",
         ],
         ["peak RSS (cold-start process)", f"{_f(s.get('rss'), '{:.1f}')} MiB"],
+        ["peak RSS (this bench process)", f"{_f(mem.get('peak_rss_mib'), '{:.1f}')} MiB"],
         ["RSS added by loading", f"{_f(mem.get('load_rss_mib'), '{:.1f}')} MiB"],
         ["RSS added by running (arena on)", f"{_f(mem.get('run_rss_mib'), '{:.1f}')} MiB"],
         ["model file", f"{_f(mem.get('model_file_mib'), '{:.1f}')} MiB"],

@@ -351,10 +351,11 @@ def summarize(r: dict[str, Any]) -> dict[str, float | None]:
     if cold.get("runs"):
         s["cold"] = float(sorted(cold["runs"])[len(cold["runs"]) // 2])
         s["rss"] = max(cold["peak_rss_mib"]) if cold.get("peak_rss_mib") else None
+    # rss is always the cold-start process's peak: a process that only loads and runs the model. The bench
+    # process's own peak (harness, every thread setting) is kept apart in memory.peak_rss_mib.
     mem = r.get("memory") or {}
-    if s["rss"] is None:
-        s["rss"] = mem.get("peak_rss_mib")
     s["load_rss"] = mem.get("load_rss_mib")
+
     if r.get("energy"):
         s["energy"] = r["energy"]["mj_per_inference"]
     return s

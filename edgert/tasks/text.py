@@ -52,21 +52,31 @@ class TextEncoder:
             return [self.tokenizer.encode(texts[0])]
         return self.tokenizer.encode_batch(texts)
 
-    def batches(self, encodings: list[Encoding], batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
-        """Yields (original indices, feeds) for batches of similar length: sorting by length keeps padding small."""
+    def batches(
+        self, encodings: list[Encoding], batch_size: int
+    ) -> Iterator[tuple[np.ndarray | slice, dict[str, np.ndarray]]]:
+        """Yields (original indices, feeds) for batches of similar length: sorting by length keeps padding small.
+
+        Texts that fit in one batch are padded to their longest whatever their order, so they skip the sort.
+        """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if len(encodings) <= batch_size:
+            yield slice(None), self._feeds(encodings)
+            return
         lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            chosen = [encodings[i] for i in idx]
-            ids, mask, types = kernels.pack(
-                [e.ids for e in chosen],
-                [e.type_ids for e in chosen] if self.wants_token_types else None,
-                self.pad_id,
-            )
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if types is not None:
-                feeds["token_type_ids"] = types
-            yield idx, feeds
+            yield idx, self._feeds([encodings[i] for i in idx])
+
+    def _feeds(self, chosen: list[Encoding]) -> dict[str, np.ndarray]:
+        ids, mask, types = kernels.pack(
+            [e.ids for e in chosen],
+            [e.type_ids for e in chosen] if self.wants_token_types else None,
+            self.pad_id,
+        )
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if types is not None:
+            feeds["token_type_ids"] = types
+        return feeds
