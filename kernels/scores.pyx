@@ -2,7 +2,63 @@
 """Softmax and top-k over class scores; the loops run without the GIL."""
 
 import numpy as np
-from libc.math cimport exp, expf, isnan
+from libc.math cimport exp, isnan
+
+cdef extern from *:
+    """
+    #include <math.h>
+    #include <stdint.h>
+    #include <string.h>
+    /* exp for float32 without a libm call (Cephes expf: range reduction by ln 2, degree-6 polynomial,
+       about 1 ulp), so that gcc can vectorise the loop that calls it. Results below the normal range
+       are flushed to 0; softmax only passes values <= 0. */
+    static inline float edgert_expf(float x) {
+        const float x0 = x;
+        x = x < -87.33654f ? -87.33654f : x;
+        x = x > 88.37626f ? 88.37626f : x;
+        float y = x * 1.44269504088896341f + 0.5f;
+        int32_t n = (int32_t)y;
+        n -= (y < (float)n);  /* floor for negative y */
+        float fn = (float)n;
+        x = x - fn * 0.693359375f + fn * 2.12194440e-4f;
+        float z = x * x;
+        float p = 1.9875691500e-4f;
+        p = p * x + 1.3981999507e-3f;
+        p = p * x + 8.3334519073e-3f;
+        p = p * x + 4.1665795894e-2f;
+        p = p * x + 1.6666665459e-1f;
+        p = p * x + 5.0000001201e-1f;
+        p = p * z + x + 1.0f;
+        int32_t bits = (n + 127) << 23;
+        float scale;
+        memcpy(&scale, &bits, sizeof scale);
+        p *= scale;
+        return x0 < -87.33654f ? 0.0f : p;  /* below the normal range: flush to 0, as exp(-inf) must be */
+    }
+    /* One float32 row of softmax in vectorisable loops. Returns 0, touching nothing, when the row holds a NaN
+       or an infinite maximum: the caller's libm path then gives the reference's NaN semantics. */
+    static int edgert_softmax_row(const float *restrict x, float *restrict out, Py_ssize_t n) {
+        float m = x[0];
+        int bad = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            float v = x[i];
+            m = v > m ? v : m;
+            bad |= (v != v);
+        }
+        if (bad || m == INFINITY || m == -INFINITY) return 0;
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = edgert_expf(x[i] - m);
+        float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        Py_ssize_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) s[k] += out[i + k];
+        for (; i < n; i++) s[0] += out[i];
+        float inv = 1.0f / (((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+        for (Py_ssize_t j = 0; j < n; j++) out[j] *= inv;
+        return 1;
+    }
+    """
+    int edgert_softmax_row(const float* x, float* out, Py_ssize_t n) noexcept nogil
+
 
 ctypedef fused floating:
     float
@@ -13,26 +69,25 @@ def softmax(const floating[:, ::1] x):
     cdef Py_ssize_t B = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t b, c
     cdef floating m
-    cdef floating total, inv
+    cdef floating total
     dtype = np.float32 if floating is float else np.float64
     out = np.empty((B, C), dtype=dtype)
     cdef floating[:, ::1] o = out
     with nogil:
         for b in range(B):
+            if floating is float:
+                if edgert_softmax_row(<const float*>&x[b, 0], <float*>&o[b, 0], C):
+                    continue
             m = x[b, 0]
             for c in range(1, C):
                 if x[b, c] > m or isnan(x[b, c]):
                     m = x[b, c]
             total = 0
             for c in range(C):
-                if floating is float:
-                    o[b, c] = expf(x[b, c] - m)
-                else:
-                    o[b, c] = exp(x[b, c] - m)
+                o[b, c] = <floating>exp(x[b, c] - m)
                 total = total + o[b, c]
-            inv = 1 / total
             for c in range(C):
-                o[b, c] = o[b, c] * inv
+                o[b, c] = o[b, c] / total
     return out
 
 

@@ -129,6 +129,26 @@ def test_softmax_is_stable_for_huge_logits(impl):
 
 
 @impl_param
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_non_finite_rows_follow_numpy(impl, dtype):
+    # Rows wider than 8 take the compiled float32 fast path; NaN and infinite maxima fall back to NumPy semantics.
+    rows = np.full((5, 19), -2.0)
+    rows[:, 7] = 3.0
+    rows[0, 11] = np.nan
+    rows[1, 4] = np.inf
+    rows[2, :] = -np.inf
+    rows[3, 2] = -np.inf
+    x = rows.astype(dtype)
+    with np.errstate(invalid="ignore"):
+        want = kernels.softmax(x, impl="numpy")
+        got = kernels.softmax(x, impl=impl)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9, equal_nan=True)
+    assert np.isnan(got[0]).all() and np.isnan(got[1]).all() and np.isnan(got[2]).all()
+    assert got[3, 2] == 0.0 and np.isfinite(got[3:]).all()
+
+
+@impl_param
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_top_k_matches_stable_argsort(impl, data):
