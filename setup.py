@@ -8,7 +8,7 @@ import sys
 
 from setuptools import Extension, setup
 
-KERNELS = ("packing", "pooling", "scores")
+KERNELS = ("packing", "pooling", "scores", "image")
 
 
 def _extensions() -> list[Extension]:

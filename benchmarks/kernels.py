@@ -20,6 +20,7 @@ from _common import SENTENCE, default_bundle, machine_line, median, mixed_corpus
 
 import edgert  # noqa: E402
 from edgert import kernels  # noqa: E402
+from edgert.bench.workload import camera_frames  # noqa: E402
 
 
 def kernel_cases(tokenizer) -> list[tuple[str, str, callable]]:
@@ -32,6 +33,10 @@ def kernel_cases(tokenizer) -> list[tuple[str, str, callable]]:
     m1 = np.ones((1, 16), np.int64)
     v32 = rng.standard_normal((32, 384)).astype(np.float32)
     logits = rng.standard_normal((32, 1000)).astype(np.float32)
+    frame = camera_frames(1)[0]
+    small = frame[:224, :224]
+    lut = rng.standard_normal((3, 256)).astype(np.float32)
+    chw = np.empty((3, 224, 224), np.float32)
     return [
         ("pack", "32 texts, 2-400 words", lambda impl: kernels.pack(ids, None, 0, impl=impl)),
         ("pack", "1 text, 16 tokens", lambda impl: kernels.pack(ids1, None, 0, impl=impl)),
@@ -43,7 +48,25 @@ def kernel_cases(tokenizer) -> list[tuple[str, str, callable]]:
         ("softmax", "32x3", lambda impl: kernels.softmax(logits[:, :3], impl=impl)),
         ("top_k", "32x1000, k=5", lambda impl: kernels.top_k(logits, 5, impl=impl)),
         ("top_k", "32x3, k=1", lambda impl: kernels.top_k(logits[:, :3], 1, impl=impl)),
+        ("resize", "640x480 to 224x224, bilinear", lambda impl: kernels.resize(frame, 224, 224, 2, impl=impl)),
+        ("resize", "640x480 to 298x224, bicubic", lambda impl: kernels.resize(frame, 224, 298, 3, impl=impl)),
+        ("to_chw", "224x224x3", lambda impl: kernels.to_chw(small, lut, chw, impl=impl)),
     ]
+
+
+def pillow_resize_row(repeats: int) -> str | None:
+    """Pillow itself on the same resize, from and back to a NumPy array (what a Pillow-based pipeline pays)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    frame = camera_frames(1)[0]
+    pil = time_calls(lambda: np.asarray(Image.fromarray(frame).resize((224, 224), 2)), repeats)
+    ours = time_calls(lambda: kernels.resize(frame, 224, 224, 2), repeats)
+    return (
+        f"Pillow {Image.__version__} on the same bilinear 640x480 to 224x224 resize, array in and out: "
+        f"{median(pil) * 1e6:.0f} µs; edgert's Cython kernel: {median(ours) * 1e6:.0f} µs (same bytes)."
+    )
 
 
 class TimedSession:
@@ -104,6 +127,7 @@ def main() -> None:
                 samples[impl] += time_calls(lambda impl=impl, fn=fn: fn(impl), args.repeats // 10)
         cy, ref = median(samples["cython"]) * 1e6, median(samples["numpy"]) * 1e6
         rows.append(f"| {name} | {shape} | {cy:.1f} | {ref:.1f} | {ref / cy:.1f}x |")
+    pillow = pillow_resize_row(args.repeats // 3)
     gc.enable()
 
     corpus = mixed_corpus(256)
@@ -125,6 +149,7 @@ def main() -> None:
             "|---|---|---|---|---|",
             *rows,
             "",
+            *([pillow, ""] if pillow else []),
             f"Pre- plus post-processing (tokenize, pack, pool, normalise, reorder) as a share of `embed()`, "
             f"all-MiniLM-L6-v2 {args.variant}, {args.threads} thread(s), Cython kernels:",
             "",

@@ -54,3 +54,29 @@ def top_k(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k largest per row, largest first; ties go to the lower index, NaN ranks last."""
     order = np.argsort(-x, axis=1, kind="stable")[:, :k].astype(np.int64)
     return order, np.take_along_axis(x, order, axis=1)
+
+
+def resample_horizontal(img: np.ndarray, bounds: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """One Pillow resampling pass along the width of a uint8 (H, W, C) image; tables from edgert._resample."""
+    width_in = img.shape[1]
+    acc = np.full((img.shape[0], len(bounds), img.shape[2]), 1 << 21, dtype=np.int64)
+    for j in range(weights.shape[1]):
+        idx = np.minimum(bounds[:, 0] + j, width_in - 1)  # taps past a window's count have weight 0
+        acc += img[:, idx, :].astype(np.int64) * weights[:, j][None, :, None]
+    return np.clip(acc >> 22, 0, 255).astype(np.uint8)
+
+
+def resample_vertical(img: np.ndarray, bounds: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The same pass along the height."""
+    height_in = img.shape[0]
+    acc = np.full((len(bounds), img.shape[1], img.shape[2]), 1 << 21, dtype=np.int64)
+    for j in range(weights.shape[1]):
+        idx = np.minimum(bounds[:, 0] + j, height_in - 1)
+        acc += img[idx, :, :].astype(np.int64) * weights[:, j][:, None, None]
+    return np.clip(acc >> 22, 0, 255).astype(np.uint8)
+
+
+def to_chw(img: np.ndarray, lut: np.ndarray, out: np.ndarray) -> None:
+    """out[c, y, x] = lut[c, img[y, x, c]]: uint8 HWC pixels to normalised float32 CHW through a per-channel table."""
+    for c in range(img.shape[2]):
+        out[c] = lut[c][img[:, :, c]]

@@ -13,16 +13,26 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from . import _kernels_py
+from . import _kernels_py, _resample
 
-_NAMES = ("pack", "mean_pool", "cls_pool", "l2_normalize", "softmax", "top_k")
+_NAMES = (
+    "pack",
+    "mean_pool",
+    "cls_pool",
+    "l2_normalize",
+    "softmax",
+    "top_k",
+    "resample_horizontal",
+    "resample_vertical",
+    "to_chw",
+)
 
 
 def _load_compiled() -> SimpleNamespace | None:
     if os.environ.get("EDGERT_NO_EXTENSIONS") == "1":
         return None
     try:
-        from ._kernels import packing, pooling, scores
+        from ._kernels import image, packing, pooling, scores
     except ImportError:
         return None
     return SimpleNamespace(
@@ -32,6 +42,9 @@ def _load_compiled() -> SimpleNamespace | None:
         l2_normalize=pooling.l2_normalize,
         softmax=scores.softmax,
         top_k=scores.top_k,
+        resample_horizontal=image.resample_horizontal,
+        resample_vertical=image.resample_vertical,
+        to_chw=image.to_chw,
     )
 
 
@@ -114,3 +127,61 @@ def top_k(x: np.ndarray, k: int, *, impl: str | None = None) -> tuple[np.ndarray
     if not 1 <= k <= x.shape[1]:
         raise ValueError(f"top_k: k must be between 1 and {x.shape[1]}, got {k}")
     return _impl(impl).top_k(x, int(k))
+
+
+def _uint8_image(image: np.ndarray, what: str) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise TypeError(f"{what}: expected uint8 pixels, got {image.dtype}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or not 1 <= image.shape[2] <= 4 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"{what}: expected an (H, W) or (H, W, C) image with 1 to 4 channels, got shape {image.shape}")
+    return image
+
+
+def resize(
+    image: np.ndarray, height: int, width: int, resample: int = _resample.BILINEAR, *, impl: str | None = None
+) -> np.ndarray:
+    """Resizes a uint8 (H, W[, C]) image to (height, width, C) with Pillow's algorithm; the bytes equal
+    ``Image.resize((width, height), resample)`` for modes L and RGB. Channels are filtered independently."""
+    image = _uint8_image(image, "resize")
+    resample = _resample.check_filter(resample)
+    height, width = int(height), int(width)
+    if height < 1 or width < 1:
+        raise ValueError(f"resize: output size must be at least 1x1, got {height}x{width}")
+    h, w = image.shape[:2]
+    if resample == _resample.NEAREST:
+        rows = _resample.nearest_index(h, height) if height != h else slice(None)
+        cols = _resample.nearest_index(w, width) if width != w else slice(None)
+        return np.ascontiguousarray(image[rows][:, cols])
+    image = np.ascontiguousarray(image)
+    if (height, width) == (h, w):
+        return image.copy()
+    kern = _impl(impl)
+    passes = [
+        (width != w, kern.resample_horizontal, (w, width)),
+        (height != h, kern.resample_vertical, (h, height)),
+    ]
+    if _resample.vertical_first(h, w, height, width):
+        passes.reverse()
+    for needed, run, sizes in passes:
+        if needed:
+            image = run(image, *_resample.coefficients(*sizes, resample))
+    return image
+
+
+def to_chw(image: np.ndarray, lut: np.ndarray, out: np.ndarray | None = None, *, impl: str | None = None) -> np.ndarray:
+    """uint8 (H, W, C) pixels to float32 (C, H, W) through a per-channel table ``lut`` (C, 256): one lookup folds
+    rescaling and mean/std normalisation. ``out`` may be a slot of a batch array; the input may be a strided view."""
+    image = _uint8_image(image, "to_chw")
+    lut = np.ascontiguousarray(lut, dtype=np.float32)
+    h, w, c = image.shape
+    if lut.shape != (c, 256):
+        raise ValueError(f"to_chw: lut must have shape ({c}, 256), got {lut.shape}")
+    if out is None:
+        out = np.empty((c, h, w), dtype=np.float32)
+    elif out.shape != (c, h, w) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"to_chw: out must be a C-contiguous float32 array of shape {(c, h, w)}")
+    _impl(impl).to_chw(image, lut, out)
+    return out
