@@ -6,7 +6,7 @@ from .bundle import Bundle
 from .errors import EdgertError
 from .kernels import IMPLEMENTATION as KERNELS
 from .session import SessionConfig
-from .tasks import Prediction, RawModel, TextClassifier, TextEmbedder
+from .tasks import ImageClassifier, Prediction, RawModel, TextClassifier, TextEmbedder
 
 __all__ = [
     "__version__",
@@ -15,6 +15,7 @@ __all__ = [
     "SessionConfig",
     "TextEmbedder",
     "TextClassifier",
+    "ImageClassifier",
     "RawModel",
     "Prediction",
     "EdgertError",

@@ -8,12 +8,13 @@ from pathlib import Path
 from .bundle import Bundle
 from .errors import BundleError, TaskError
 from .session import SessionConfig
-from .tasks import RawModel, Task, TextClassifier, TextEmbedder
+from .tasks import ImageClassifier, RawModel, Task, TextClassifier, TextEmbedder
 
 PIPELINES: dict[str, type[Task]] = {
     "sentence-embedding": TextEmbedder,
     "feature-extraction": TextEmbedder,
     "text-classification": TextClassifier,
+    "image-classification": ImageClassifier,
     "raw": RawModel,
 }
 

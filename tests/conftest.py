@@ -106,6 +106,38 @@ def classifier_bundle(tmp_path_factory, tiny_classifier_dir) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def vit_dir(tmp_path_factory) -> Path:
+    """A small random ViT (32x32 images, 4 labels) with the slow, PIL-based ViTImageProcessor."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    torch.manual_seed(0)
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=4,
+        id2label={i: f"rot{90 * i}" for i in range(4)},
+        label2id={f"rot{90 * i}": i for i in range(4)},
+    )
+    out = tmp_path_factory.mktemp("vit")
+    ViTForImageClassification(config).eval().save_pretrained(out)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def vit_bundle(vit_dir, tmp_path_factory) -> Path:
+    from edgert.export import ExportOptions, export_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "vit"
+    return export_bundle(str(vit_dir), out, ExportOptions(quantize="none"), echo=lambda s: None).path
+
+
 @pytest.fixture
 def copy_bundle(tmp_path):
     """A private copy of a session bundle, for tests that damage it."""

@@ -1,5 +1,5 @@
-"""What one inference is: the bundle's own task on realistic text, a user's file, or random tensors for a bare
-ONNX model, built from the declared shapes and dtypes (dynamic dimensions from --shape)."""
+"""What one inference is: the bundle's own task on realistic text or camera-sized images, a user's file, or random
+tensors for a bare ONNX model, built from the declared shapes and dtypes (dynamic dimensions from --shape)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import EdgertError
 from ..session import SessionConfig
-from ..tasks import RawModel, TextClassifier, TextEmbedder
+from ..tasks import ImageClassifier, RawModel, TextClassifier, TextEmbedder
 from ..tasks.base import numpy_dtype
 
 BATCH_NAMES = {"batch", "batch_size", "n", "N", "B", "b", "unk__0"}
@@ -55,7 +55,7 @@ class Target:
     """A loaded model and how to make one inference of a given batch size."""
 
     model: object
-    kind: str  # "text" or "raw"
+    kind: str  # "text", "image" or "raw"
     description: str
     make_call: Callable[[int], Callable[[], object]]
     items: dict
@@ -78,7 +78,7 @@ def open_target(
     from edgert.bundle import Bundle
 
     config = SessionConfig(intra_op_threads=threads)
-    # a bundle whose task has no pipeline yet (image classification) is measured as a raw session
+    # a bundle whose task has no pipeline is measured as a raw session
     task = None if path.suffix == ".onnx" or Bundle.open(path).task in PIPELINES else "raw"
     t = time.perf_counter_ns()
     model = edgert.load(path, variant=variant, config=config, task=task)
@@ -112,9 +112,47 @@ def _target(model, seq_len: int, shapes: dict[str, tuple[int, ...]], input_file:
         return Target(
             model, "text", f"{model.bundle.task}, {what}", make_call, {"mean_tokens": float(np.mean(lengths))}
         )
+    if isinstance(model, ImageClassifier):
+        return _image_target(model, input_file)
     if not isinstance(model, RawModel):
         raise EdgertError(f"bench does not know how to drive a {type(model).__name__}")
     return _raw_target(model, shapes, input_file)
+
+
+def camera_frames(n: int, height: int = 480, width: int = 640) -> list[np.ndarray]:
+    """n different uint8 RGB frames: smooth gradients with sensor-like noise (the cost does not depend on content)."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = []
+    for _ in range(n):
+        a, b, c = rng.uniform(0.2, 1.0, 3)
+        base = np.stack([x / width * 255 * a, y / height * 255 * b, (x + y) / (width + height) * 255 * c], axis=2)
+        frames.append(np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8))
+    return frames
+
+
+def _image_target(model: ImageClassifier, input_file: Path | None) -> Target:
+    from ..tasks.image import to_rgb
+
+    if input_file is not None:
+        frames = [to_rgb(input_file)]
+        what = f"image {input_file.name} ({frames[0].shape[1]}x{frames[0].shape[0]})"
+    else:
+        frames = camera_frames(8)
+        what = "640x480 RGB frames"
+    h, w = model.image_size
+
+    def make_call(batch: int):
+        chunk = [frames[i % len(frames)] for i in range(batch)]
+        return lambda: model.scores(chunk, batch_size=batch)
+
+    return Target(
+        model,
+        "image",
+        f"{model.bundle.task}, {what} resized to {w}x{h}",
+        make_call,
+        {"image": f"{frames[0].shape[1]}x{frames[0].shape[0]}", "model_input": f"{w}x{h}"},
+    )
 
 
 def _raw_target(model: RawModel, shapes: dict[str, tuple[int, ...]], input_file: Path | None) -> Target:

@@ -70,14 +70,15 @@ def cmd_inspect(args) -> int:
     return 0
 
 
-def _texts(args) -> Iterator[list[str]]:
-    """Chunks of texts: --text items, else --file lines, else stdin lines."""
-    if args.text:
-        yield list(args.text)
+def _texts(args, items: list[str] | None = None, flag: str = "--text TEXT") -> Iterator[list[str]]:
+    """Chunks of inputs: the flag's items (--text by default), else --file lines, else stdin lines."""
+    items = args.text if items is None else items
+    if items:
+        yield list(items)
         return
     if args.file in (None, "-"):
         if args.file is None and sys.stdin.isatty():
-            raise EdgertError("no input: pass --text TEXT, --file FILE, or pipe lines on stdin")
+            raise EdgertError(f"no input: pass {flag}, --file FILE, or pipe lines on stdin")
         stream = sys.stdin
     else:
         try:
@@ -121,8 +122,22 @@ def cmd_embed(args) -> int:
 
 
 def cmd_classify(args) -> int:
-    from ..tasks import TextClassifier
+    from ..tasks import ImageClassifier, TextClassifier
 
+    path = resolve_bundle(args.bundle)
+    if Bundle.open(path).task in ImageClassifier.tasks:
+        if args.text:
+            raise EdgertError(f"{path} classifies images: pass --image PATH (or --file with one path per line)")
+        model = _load(args, ImageClassifier)
+        out = sys.stdout
+        for chunk in _texts(args, args.image, "--image PATH"):
+            for name, preds in zip(chunk, model.classify(chunk, top_k=args.top_k, batch_size=args.batch_size)):
+                labels = [{"label": p.label, "score": p.score} for p in preds]
+                out.write(json.dumps({"image": name, "labels": labels}, ensure_ascii=False) + "\n")
+        out.flush()
+        return 0
+    if args.image:
+        raise EdgertError(f"{path} classifies texts: --image needs an image-classification bundle")
     model = _load(args, TextClassifier)
     out = sys.stdout
     for chunk in _texts(args):

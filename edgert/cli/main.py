@@ -69,9 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     _add_text_input_args(p)
 
-    p = sub.add_parser("classify", help="classify texts; writes JSON lines")
+    p = sub.add_parser("classify", help="classify texts or images; writes JSON lines")
     _add_model_args(p)
     _add_text_input_args(p)
+    p.add_argument(
+        "--image",
+        "-i",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an image file (repeatable)",
+    )
     p.add_argument("--top-k", type=int, default=1)
 
     p = sub.add_parser("bench", help="measure latency, throughput, cold start, memory and energy; check budgets")
@@ -92,7 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=DxD",
         help="shape of an input with dynamic dimensions (bare ONNX); the first dimension is the batch",
     )
-    p.add_argument("--input", default=None, metavar="FILE", help="texts (one per line) or a .npz of input arrays")
+    p.add_argument(
+        "--input",
+        default=None,
+        metavar="FILE",
+        help="texts (one per line), an image, or a .npz of input arrays",
+    )
     p.add_argument("--min-time", type=float, default=3.0, help="seconds of steady-state latency runs, at least")
     p.add_argument("--min-count", type=int, default=100, help="latency runs, at least")
     p.add_argument("--max-time", type=float, default=60.0, help="seconds per timed phase, at most")

@@ -213,6 +213,9 @@ def _image_pre(root: Path) -> dict[str, Any]:
                 "resample",
                 "rescale_factor",
                 "do_rescale",
+                "crop_pct",
+                "do_convert_rgb",
+                "image_processor_type",
             )
             if k in cfg
         },
@@ -258,7 +261,12 @@ def export_bundle(
                 models["int8"] = "model.int8.onnx"
             if task == "image-classification":
                 pre = _image_pre(tmp)
-                post: dict[str, Any] = {"output": outputs[0]["name"], "labels": labels(source), "activation": "softmax"}
+                config = source.read_json("config.json") or {}
+                post: dict[str, Any] = {
+                    "output": outputs[0]["name"],
+                    "labels": labels(source),
+                    "problem_type": config.get("problem_type") or "single_label_classification",
+                }
             else:
                 pre = text_pre(source, json.loads((tmp / "tokenizer.json").read_text(encoding="utf-8")))
                 _fix_tokenizer(tmp, pre["max_length"])

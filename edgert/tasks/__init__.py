@@ -1,6 +1,7 @@
 from .base import Task
 from .classification import Prediction, TextClassifier
 from .embedding import TextEmbedder
+from .image import ImageClassifier
 from .raw import RawModel
 
-__all__ = ["Task", "TextEmbedder", "TextClassifier", "Prediction", "RawModel"]
+__all__ = ["Task", "TextEmbedder", "TextClassifier", "ImageClassifier", "Prediction", "RawModel"]

@@ -20,6 +20,23 @@ class Prediction(NamedTuple):
     score: float
 
 
+def probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    """Sigmoid per label for multi-label models, else softmax over the labels."""
+    if multi_label:
+        return 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+    return kernels.softmax(logits)
+
+
+def top_predictions(probs: np.ndarray, labels: list[str], top_k: int) -> list[list[Prediction]]:
+    if len(probs) == 0:
+        return []
+    k = min(max(int(top_k), 1), probs.shape[1])
+    indices, values = kernels.top_k(probs, k)
+    return [
+        [Prediction(labels[int(i)], float(v)) for i, v in zip(row_i, row_v)] for row_i, row_v in zip(indices, values)
+    ]
+
+
 class TextClassifier(Task):
     """``classify(texts, top_k=1)`` returns, per text, the top_k (label, score) pairs, best first."""
 
@@ -44,22 +61,10 @@ class TextClassifier(Task):
         encodings = self.encoder.encode(texts)
         for idx, feeds in self.encoder.batches(encodings, batch_size):
             (logits,) = self.session.run([self.output], feeds)
-            if self.multi_label:
-                probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
-            else:
-                probs = kernels.softmax(logits)
-            out[idx] = probs
+            out[idx] = probabilities(logits, self.multi_label)
         return out
 
     def classify(self, texts: Sequence[str] | str, *, top_k: int = 1, batch_size: int = 32) -> list[list[Prediction]]:
-        probs = self.scores(texts, batch_size=batch_size)
-        if len(probs) == 0:
-            return []
-        k = min(max(int(top_k), 1), probs.shape[1])
-        indices, values = kernels.top_k(probs, k)
-        return [
-            [Prediction(self.labels[int(i)], float(v)) for i, v in zip(row_i, row_v)]
-            for row_i, row_v in zip(indices, values)
-        ]
+        return top_predictions(self.scores(texts, batch_size=batch_size), self.labels, top_k)
 
     __call__ = classify
