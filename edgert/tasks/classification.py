@@ -37,10 +37,8 @@ def top_predictions(probs: np.ndarray, labels: list[str], top_k: int) -> list[li
     ]
 
 
-class TextClassifier(Task):
-    """``classify(texts, top_k=1)`` returns, per text, the top_k (label, score) pairs, best first."""
-
-    tasks = ("text-classification",)
+class Classifier(Task):
+    """What text and image classification share: the logits output, the labels, and softmax or sigmoid."""
 
     def __init__(self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None):
         super().__init__(bundle, variant=variant, config=config)
@@ -50,6 +48,15 @@ class TextClassifier(Task):
             raise BundleError(f"{bundle.path}: model has no output {self.output!r} (has {self.output_names})")
         self.labels: list[str] = [str(x) for x in post.get("labels", [])]
         self.multi_label = post.get("problem_type") == "multi_label_classification"
+
+
+class TextClassifier(Classifier):
+    """``classify(texts, top_k=1)`` returns, per text, the top_k (label, score) pairs, best first."""
+
+    tasks = ("text-classification",)
+
+    def __init__(self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None):
+        super().__init__(bundle, variant=variant, config=config)
         self.encoder = TextEncoder(bundle, self.input_names)
 
     def scores(self, texts: Sequence[str] | str, *, batch_size: int = 32) -> np.ndarray:

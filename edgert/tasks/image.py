@@ -22,8 +22,8 @@ from .. import _resample, kernels
 from ..bundle import Bundle
 from ..errors import BundleError, EdgertError, TaskError
 from ..session import SessionConfig
-from .base import Task, numpy_dtype
-from .classification import Prediction, probabilities, top_predictions
+from .base import numpy_dtype
+from .classification import Classifier, Prediction, probabilities, top_predictions
 
 # Processors whose integer `size` means the shortest edge (transformers' default_to_square=False).
 _SHORTEST_EDGE_PROCESSORS = {
@@ -201,19 +201,13 @@ def check_images(images: object) -> list:
     raise TypeError(f"expected an image or a list of images, got {type(images).__name__}")
 
 
-class ImageClassifier(Task):
+class ImageClassifier(Classifier):
     """``classify(images, top_k=1)`` returns, per image, the top_k (label, score) pairs, best first."""
 
     tasks = ("image-classification",)
 
     def __init__(self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None):
         super().__init__(bundle, variant=variant, config=config)
-        post = bundle.post
-        self.output = post.get("output", "logits")
-        if self.output not in self.output_names:
-            raise BundleError(f"{bundle.path}: model has no output {self.output!r} (has {self.output_names})")
-        self.labels: list[str] = [str(x) for x in post.get("labels", [])]
-        self.multi_label = post.get("problem_type") == "multi_label_classification"
         self.preprocessor = ImagePreprocessor(bundle.pre, bundle.path)
         inp = self.session.get_inputs()[0]
         self.input = inp.name
