@@ -155,9 +155,9 @@ def resize(
         rows = _resample.nearest_index(h, height) if height != h else slice(None)
         cols = _resample.nearest_index(w, width) if width != w else slice(None)
         return np.ascontiguousarray(image[rows][:, cols])
-    image = np.ascontiguousarray(image)
     if (height, width) == (h, w):
-        return image.copy()
+        return image.copy()  # C order
+    image = np.ascontiguousarray(image)
     kern = _impl(impl)
     passes = [
         (width != w, kern.resample_horizontal, (w, width)),

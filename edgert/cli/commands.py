@@ -125,25 +125,18 @@ def cmd_classify(args) -> int:
     from ..tasks import ImageClassifier, TextClassifier
 
     path = resolve_bundle(args.bundle)
-    if Bundle.open(path).task in ImageClassifier.tasks:
-        if args.text:
-            raise EdgertError(f"{path} classifies images: pass --image PATH (or --file with one path per line)")
-        model = _load(args, ImageClassifier)
-        out = sys.stdout
-        for chunk in _texts(args, args.image, "--image PATH"):
-            for name, preds in zip(chunk, model.classify(chunk, top_k=args.top_k, batch_size=args.batch_size)):
-                labels = [{"label": p.label, "score": p.score} for p in preds]
-                out.write(json.dumps({"image": name, "labels": labels}, ensure_ascii=False) + "\n")
-        out.flush()
-        return 0
-    if args.image:
+    images = Bundle.open(path).task in ImageClassifier.tasks
+    if images and args.text:
+        raise EdgertError(f"{path} classifies images: pass --image PATH (or --file with one path per line)")
+    if not images and args.image:
         raise EdgertError(f"{path} classifies texts: --image needs an image-classification bundle")
-    model = _load(args, TextClassifier)
+    model = _load(args, ImageClassifier if images else TextClassifier)
+    key, chunks = ("image", _texts(args, args.image, "--image PATH")) if images else ("text", _texts(args))
     out = sys.stdout
-    for chunk in _texts(args):
-        for text, preds in zip(chunk, model.classify(chunk, top_k=args.top_k, batch_size=args.batch_size)):
+    for chunk in chunks:
+        for item, preds in zip(chunk, model.classify(chunk, top_k=args.top_k, batch_size=args.batch_size)):
             labels = [{"label": p.label, "score": p.score} for p in preds]
-            out.write(json.dumps({"text": text, "labels": labels}, ensure_ascii=False) + "\n")
+            out.write(json.dumps({key: item, "labels": labels}, ensure_ascii=False) + "\n")
     out.flush()
     return 0
 
