@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from .bundle import Bundle
@@ -26,13 +27,17 @@ def load(
     task: str | None = None,
     config: SessionConfig | None = None,
     verify: bool = True,
+    memory: str | None = None,
 ) -> Task:
     """Loads a bundle and returns the task pipeline its manifest names.
 
     ``variant`` picks a model in the bundle ("fp32", "int8"; default: the manifest's default_model).
     ``task="raw"`` gives a plain session for any bundle. ``verify`` checks the sha256 of the files used
-    (once per file version: see ``Bundle.verify``).
+    (once per file version: see ``Bundle.verify``). ``memory="lean"`` turns off the memory arena and weight
+    prepacking (see ``SessionConfig``).
     """
+    if memory is not None:
+        config = replace(config or SessionConfig(), memory=memory)
     p = Path(path)
     if p.suffix == ".onnx":
         if not p.is_file():
@@ -47,6 +52,6 @@ def load(
             "load(path, task='raw') gives the bare session"
         )
     if verify:
-        model = bundle.model_file(variant).name
-        bundle.verify([model, *(f for f in bundle.pre.get("files", []) if f in bundle.files)], remember=True)
+        files = bundle.model_files(variant)
+        bundle.verify([*files, *(f for f in bundle.pre.get("files", []) if f in bundle.files)], remember=True)
     return pipeline(bundle, variant=variant, config=config)

@@ -52,6 +52,7 @@ class Bundle:
     post: dict[str, Any]
     files: dict[str, FileEntry]
     card: dict[str, Any] = field(default_factory=dict)
+    model_data: dict[str, str] = field(default_factory=dict)  # variant -> its external-data (weights) file
     provenance: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -105,6 +106,7 @@ class Bundle:
                 post=dict(raw.get("post") or {}),
                 files=files,
                 card=dict(raw.get("card") or {}),
+                model_data={str(k): str(v) for k, v in (raw.get("model_data") or {}).items()},
                 provenance=dict(raw.get("provenance") or {}),
                 raw=raw,
             )
@@ -114,7 +116,7 @@ class Bundle:
             raise BundleError(f"{where}: unknown task {task!r} (known: {', '.join(TASKS)})")
         if default_model not in models:
             raise BundleError(f"{where}: default_model {default_model!r} is not one of {sorted(models)}")
-        for variant, name in models.items():
+        for variant, name in (*models.items(), *bundle.model_data.items()):
             if name not in files:
                 raise BundleError(f"{where}: model {variant!r} file {name} is not listed under files")
         return bundle
@@ -131,6 +133,12 @@ class Bundle:
                 f"{self.path}: no {variant!r} model in this bundle (has: {', '.join(sorted(self.models))})"
             )
         return self.file(self.models[variant])
+
+    def model_files(self, variant: str | None = None) -> list[str]:
+        """Every file onnxruntime reads for a variant: the graph and, if it has one, its external weights."""
+        variant = variant or self.default_model
+        self.model_file(variant)
+        return [self.models[variant], *([self.model_data[variant]] if variant in self.model_data else [])]
 
     def check_sizes(self) -> None:
         for entry in self.files.values():

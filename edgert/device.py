@@ -47,11 +47,12 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
 
 
 def quantization_target(features: tuple[str, ...] | None = None, machine: str | None = None) -> str:
-    """The Optimum quantisation preset that fits this CPU: arm64, avx512_vnni, avx512 or avx2."""
+    """The quantisation preset that fits this CPU: arm64_dotprod (Pi 5 class), arm64 (Pi 4 class: no dot-product
+    instructions, so int8 compute has no fast kernel), avx512_vnni, avx512 or avx2."""
     machine = machine or platform.machine()
-    if machine in ("aarch64", "arm64"):
-        return "arm64"
     feats = set(features if features is not None else cpu_features(machine=machine))
+    if machine in ("aarch64", "arm64"):
+        return "arm64_dotprod" if "dotprod" in feats else "arm64"
     if "avx512_vnni" in feats:
         return "avx512_vnni"
     if "avx512f" in feats or "avx512bw" in feats:

@@ -25,6 +25,12 @@ _LEVELS = {
 }
 
 
+#: ``lean`` turns off the CPU memory arena: run-time buffers go back to the system after each call instead of
+#: staying reserved for the largest batch seen. Weight prepacking stays on: turning it off saves no peak RSS here
+#: and changes MatMulNBits outputs (another kernel path). benchmarks/memory_modes.py measures each option.
+MEMORY_MODES = ("default", "lean")
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     """How to build a session. ``intra_op_threads=0`` lets onnxruntime pick (one per physical core).
@@ -40,6 +46,8 @@ class SessionConfig:
     cache_optimized: bool = True
     cache_dir: Path | None = None
     arena: bool = True
+    prepacking: bool = True
+    memory: str = "default"
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
 
     def __post_init__(self) -> None:
@@ -53,6 +61,10 @@ class SessionConfig:
             )
         if not self.providers:
             raise SessionError("at least one execution provider is needed")
+        if self.memory not in MEMORY_MODES:
+            raise SessionError(f"memory must be one of {', '.join(MEMORY_MODES)}, got {self.memory!r}")
+        if self.memory == "lean":
+            object.__setattr__(self, "arena", False)  # frozen: set once, while the instance is built
 
     @classmethod
     def device(cls) -> SessionConfig:
@@ -98,6 +110,8 @@ def _options(config: SessionConfig, level: str) -> ort.SessionOptions:
     so.inter_op_num_threads = config.inter_op_threads
     so.graph_optimization_level = _LEVELS[level]
     so.enable_cpu_mem_arena = config.arena
+    if not config.prepacking:
+        so.add_session_config_entry("session.disable_prepacking", "1")
     so.log_severity_level = 3
     spin = "1" if config.spin_wait else "0"
     so.add_session_config_entry("session.intra_op.allow_spinning", spin)
@@ -111,6 +125,7 @@ def cached_model_path(config: SessionConfig, model_sha256: str) -> Path:
 
     key = (
         f"{model_sha256[:24]}-ort{ort.__version__}-{config.graph_optimization}-{platform.machine()}"
+        f"{'' if config.prepacking else '-noprepack'}"
         f"-{quantization_target()}"
     )
     return (config.cache_dir or ort_cache_dir()) / f"{key}.onnx"

@@ -22,7 +22,8 @@ def test_manifest_describes_the_bundle(minilm_bundle):
     assert raw["format"] == "edgert.bundle" and raw["schema_version"] == 1
     assert raw["task"] == "sentence-embedding"
     assert raw["models"] == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
-    assert raw["default_model"] == "int8"
+    # the search keeps int8 weights; it is the default only where it is faster than fp32 on this CPU
+    assert raw["default_model"] == ("fp32" if raw["card"]["search"]["default"] == "fp32" else "int8")
     assert [i["name"] for i in raw["inputs"]] == ["input_ids", "attention_mask"]
     assert all(i["dtype"] == "int64" for i in raw["inputs"])
     assert {o["name"] for o in raw["outputs"]} >= {"token_embeddings", "sentence_embedding"}
@@ -36,7 +37,7 @@ def test_manifest_describes_the_bundle(minilm_bundle):
     assert prov["source"] == "minilm" and prov["seed"] == 0
     for dist in ("edgert", "optimum", "onnxruntime", "torch", "transformers"):
         assert prov["versions"][dist], dist
-    assert prov["options"]["quantize"] == "dynamic"
+    assert prov["options"]["quantize"] == "auto"
 
 
 def test_tokenizer_in_bundle_no_longer_pads_to_128(minilm_bundle):
@@ -68,14 +69,14 @@ def test_card_records_quantization_and_agreement(minilm_bundle):
     card = Bundle.open(minilm_bundle).card
     assert card["opset"] >= 14
     q = card["quantization"]
-    assert q["mode"] == "dynamic" and q["per_channel"] is True
-    assert q["target"] in ("avx2", "avx512", "avx512_vnni", "arm64")
-    assert card["quantized_ops"].get("MatMulInteger", 0) == 48  # 6 layers x 8 matmuls
+    assert q["mode"] == "nbits" and q["accuracy_level"] == 4
+    assert q["target"] in ("avx2", "avx512", "avx512_vnni", "arm64", "arm64_dotprod")
+    assert card["quantized_ops"].get("MatMulNBits", 0) == 36  # 6 layers x 6 weight matmuls
     assert card["size_bytes"]["int8"] < card["size_bytes"]["fp32"] / 3
     agreement = card["agreement"]
     assert agreement["optimum_validation"] == "passed"
     assert agreement["fp32_vs_pytorch"]["min_cosine"] >= 0.9999
-    assert 0.9 < agreement["int8_vs_fp32"]["mean_cosine"] < 1.0
+    assert 0.99 < agreement["int8_vs_fp32"]["mean_cosine"] < 1.0
 
 
 def test_fp32_bundle_matches_sentence_transformers(minilm_bundle, st_model):
@@ -93,7 +94,7 @@ def test_flipped_byte_is_refused(minilm_bundle, copy_bundle):
     data[len(data) // 2] ^= 0xFF
     model.write_bytes(bytes(data))
     with pytest.raises(BundleError, match=r"model\.int8\.onnx: sha256 mismatch"):
-        edgert.load(bundle)
+        edgert.load(bundle, variant="int8")
     with pytest.raises(BundleError, match=r"model\.int8\.onnx: sha256 mismatch"):
         Bundle.open(bundle, verify=True)
     edgert.load(bundle, variant="fp32")  # the untouched fp32 model still loads
@@ -101,13 +102,13 @@ def test_flipped_byte_is_refused(minilm_bundle, copy_bundle):
 
 def test_remembered_verification_still_catches_a_later_change(minilm_bundle, copy_bundle):
     bundle = copy_bundle(minilm_bundle)
-    edgert.load(bundle)  # hashes the int8 model and remembers the file version
+    edgert.load(bundle, variant="int8")  # hashes the int8 model and remembers the file version
     model = bundle / "model.int8.onnx"
     data = bytearray(model.read_bytes())
     data[-100] ^= 0x01
     model.write_bytes(bytes(data))  # same size: only the hash can tell
     with pytest.raises(BundleError, match=r"model\.int8\.onnx: sha256 mismatch"):
-        edgert.load(bundle)
+        edgert.load(bundle, variant="int8")
 
 
 def test_truncated_model_is_refused(minilm_bundle, copy_bundle):

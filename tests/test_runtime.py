@@ -21,7 +21,7 @@ def fp32(minilm_bundle):
 
 @pytest.fixture(scope="module")
 def int8(minilm_bundle):
-    return edgert.load(minilm_bundle)
+    return edgert.load(minilm_bundle, variant="int8")
 
 
 def _cos(a, b):
@@ -46,8 +46,8 @@ def test_embeddings_match_sentence_transformers(fp32, st_model, batch_size):
 
 def test_int8_agreement_is_measured(int8, fp32, st_model):
     cos = _cos(int8.embed(CORPUS), st_model.encode(CORPUS, convert_to_numpy=True))
-    # int8 is an approximation; the bound is loose on purpose, the figure goes into the model card and notes
-    assert 0.9 < cos.min() and cos.mean() > 0.97
+    # int8 is an approximation, chosen by the search for a worst cosine of 0.99 to fp32 on other texts
+    assert 0.98 < cos.min() and cos.mean() > 0.995
 
 
 def test_order_is_restored_after_length_bucketing(fp32):

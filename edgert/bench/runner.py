@@ -244,20 +244,25 @@ def _measure(config: BenchConfig, progress: Progress, state: _State, device: dic
         if "target" not in r:
             model = target.model
             bundle = getattr(model, "bundle", None)
-            model_path = bundle.model_file(model.variant) if bundle is not None else Path(config.target)
+            paths = (
+                [bundle.path / f for f in bundle.model_files(model.variant)]
+                if bundle is not None
+                else [Path(config.target)]
+            )
+            model_bytes = sum(p.stat().st_size for p in paths)  # the graph and its external weights
             r["target"] = {
                 "path": str(config.target),
                 "kind": target.kind,
                 "task": bundle.task if bundle is not None else "raw",
                 "variant": model.variant,
                 "description": target.description,
-                "model_bytes": model_path.stat().st_size,
+                "model_bytes": model_bytes,
                 **target.items,
             }
             r["memory"] = {
                 "rss_start_mib": rss_start,
                 "load_rss_mib": rss_loaded - rss_before,
-                "model_file_mib": model_path.stat().st_size / 2**20,
+                "model_file_mib": model_bytes / 2**20,
                 "arena": True,
             }
         call1 = target.make_call(1)

@@ -50,11 +50,20 @@ def cmd_export(args) -> int:
         per_channel=args.per_channel,
         opset=args.opset,
         force=args.force,
+        accuracy_budget=args.accuracy_budget,
+        allow_miss=args.allow_miss,
+        calibration=args.calibration,
+        candidates=tuple(c.strip() for c in args.candidates.split(",") if c.strip()) if args.candidates else None,
     )
-    bundle = export.export_bundle(args.source, args.output, options)
-    print(f"wrote {bundle.path}")
     from .render import print_card
 
+    try:
+        bundle = export.export_bundle(args.source, args.output, options)
+    except export.BudgetMissError as miss:
+        print_card(Bundle.open(miss.path))
+        print(f"edgert: {miss}", file=sys.stderr)
+        return 1
+    print(f"wrote {bundle.path}")
     print_card(bundle)
     return 0
 
@@ -178,6 +187,12 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
 
     return run_bench(args, resolve_bundle)
+
+
+def cmd_check(args) -> int:
+    from .check import run_check
+
+    return run_check(args, resolve_bundle)
 
 
 def cmd_compare(args) -> int:

@@ -45,11 +45,41 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=["auto", "sentence-embedding", "feature-extraction", "text-classification", "image-classification"],
     )
-    p.add_argument("--quantize", default="dynamic", choices=["none", "dynamic"])
+    p.add_argument(
+        "--quantize",
+        default="auto",
+        choices=["auto", "none", "dynamic", "static", "int8-weights", "int4-weights"],
+        help="auto (default): the fastest recipe that meets --accuracy-budget and is batch-invariant",
+    )
+    p.add_argument(
+        "--accuracy-budget",
+        type=float,
+        default=0.99,
+        metavar="X",
+        help="worst agreement with fp32 that auto accepts: cosine for embeddings, top-1 share for classifiers "
+        "(default 0.99)",
+    )
+    p.add_argument(
+        "--allow-miss",
+        action="store_true",
+        help="when no recipe meets the budget, keep fp32 and exit 0 instead of 1",
+    )
+    p.add_argument(
+        "--calibration",
+        default=None,
+        metavar="FILE|DIR",
+        help="calibration data: a text file, one text per line, or a folder of images (default: built-in texts)",
+    )
+    p.add_argument(
+        "--candidates",
+        default=None,
+        metavar="R1,R2",
+        help="recipes for auto to try, instead of the target's preset (names as in the card's search table)",
+    )
     p.add_argument(
         "--target",
         default="auto",
-        choices=["auto", "avx2", "avx512", "avx512_vnni", "arm64"],
+        choices=["auto", "avx2", "avx512", "avx512_vnni", "arm64", "arm64_dotprod"],
         help="quantization preset; auto reads this CPU's ISA",
     )
     p.add_argument(
@@ -64,6 +94,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="show a bundle's model card and verify its files")
     p.add_argument("bundle", nargs="?", default=None, help="bundle directory or catalog name (default: minilm)")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+    p = sub.add_parser(
+        "check",
+        help="compare a quantized bundle with its fp32 reference on long-tail inputs; record it in the card",
+    )
+    p.add_argument("bundle", nargs="?", default=None, help="bundle directory or catalog name (default: minilm)")
+    p.add_argument("--variant", default=None, help="the model to check (default: the bundle's default model)")
+    p.add_argument(
+        "--reference",
+        default=None,
+        metavar="REF",
+        help="reference bundle (default: the fp32 model of the same bundle)",
+    )
+    p.add_argument("--file", "-f", default=None, help="also check these texts, one per line")
+    p.add_argument("--worst", type=int, default=5, help="how many of the worst inputs to list (default 5)")
+    p.add_argument(
+        "--fail-below",
+        type=float,
+        default=None,
+        metavar="X",
+        help="exit 1 when the worst cosine (or top-1 agreement) is below X",
+    )
+    p.add_argument("--no-record", action="store_true", help="do not write the result into the bundle's card")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = sub.add_parser("embed", help="embed texts; writes JSON lines")
     _add_model_args(p)

@@ -30,11 +30,59 @@ def card_rows(bundle: Bundle) -> list[tuple[str, str]]:
         rows.append(("opset", str(c["opset"])))
     q = c.get("quantization") or {}
     if q.get("mode") not in (None, "none"):
+        rows.append(("quantization", f"{q.get('name', q['mode'])} for {q.get('target')}: weights {q.get('weights')}"))
+        rows.append(("activations", str(q.get("activations"))))
+    if q.get("vs_fp32"):
+        v = q["vs_fp32"]
         rows.append(
             (
-                "quantization",
-                f"{q['mode']} {q.get('weights')} for {q.get('target')}, "
-                f"per-channel {'on' if q.get('per_channel') else 'off'}",
+                "quantized vs fp32",
+                f"worst cosine {v['min_cosine']:.4f}, mean {v['mean_cosine']:.4f} on {v['n']} held-apart texts"
+                + (f", top-1 agreement {v['top1_agreement']:.4f}" if "top1_agreement" in v else ""),
+            )
+        )
+    for variant, worst in (c.get("batch_invariance") or {}).items():
+        ok = worst >= 0.9999
+        rows.append(
+            (
+                f"batch invariance {variant}",
+                f"worst cosine {worst:.6f} alone vs in batches of 32: "
+                + ("batch-invariant" if ok else "NOT batch-invariant (outputs depend on batch-mates and padding)"),
+            )
+        )
+    search = c.get("search")
+    if search:
+        t = search["timing"]
+        budget = search.get("budget")
+        rows.append(
+            (
+                "search",
+                (f"budget {budget['metric']} >= {budget['value']}, " if budget else "fixed recipe, ")
+                + f"chosen {search.get('chosen') or 'none'}, default {search.get('default')}; "
+                + f"timed on {t['cpu']} ({t['host_target']}{'' if t['on_target'] else ', NOT the target'}), "
+                + "1 thread, batch 1",
+            )
+        )
+        for r in search["candidates"]:
+            if "error" in r:
+                rows.append((f"  {r['recipe']}", f"failed: {r['error']}"))
+                continue
+            rows.append(
+                (
+                    f"  {r['recipe']}",
+                    f"{r['latency_ms']:.2f} ms ({r['speedup_vs_fp32']:.2f}x fp32), {r['size_bytes'] / 1e6:.1f} MB, "
+                    f"worst cos {r['min_cosine']:.4f}, mean {r['mean_cosine']:.4f}, "
+                    f"invariance {r['batch_invariance']:.6f}"
+                    + ("" if r["recipe"] == "fp32" else (", meets" if r["meets_budget"] else ", misses")),
+                )
+            )
+    if c.get("check"):
+        ch = c["check"]
+        rows.append(
+            (
+                "check",
+                f"{ch['variant']} vs {ch['reference']}: worst cosine {ch['min_cosine']:.4f} on {ch['inputs']} "
+                f"long-tail inputs (worst: {ch['worst_inputs'][0]['input']}), {ch['checked_at']}",
             )
         )
     for key, val in (c.get("agreement") or {}).items():

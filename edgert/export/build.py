@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -23,23 +23,31 @@ from .._version import __version__
 from ..bundle import MANIFEST, Bundle, write_manifest
 from ..device import cpu_features, quantization_target
 from ..errors import EdgertError, ExportError, require
-from . import card
+from . import card, recipes, search
+from .calibration import for_task as calibration_data
 from .source import OPTIMUM_TASKS, TASK_CHOICES, Source, detect_task, embedding_post, labels, resolve, text_pre
 
-QUANTIZE_CHOICES = ("none", "dynamic")
-TARGET_CHOICES = ("auto", "avx2", "avx512", "avx512_vnni", "arm64")
+QUANTIZE_CHOICES = ("auto", "none", "dynamic", "static", "int8-weights", "int4-weights")
+TARGET_CHOICES = ("auto", "avx2", "avx512", "avx512_vnni", "arm64", "arm64_dotprod")
 REFERENCE_DIMS = {"batch_size": 1, "sequence_length": 128}
 SEED = 0
 
 
 @dataclass(frozen=True)
 class ExportOptions:
+    """How to export. ``quantize="auto"`` searches the target's recipes for the fastest one whose worst
+    agreement with fp32 on held-apart data is at least ``accuracy_budget`` and that is batch-invariant."""
+
     task: str = "auto"
-    quantize: str = "dynamic"
+    quantize: str = "auto"
     target: str = "auto"
     per_channel: bool = True
     opset: int | None = None
     force: bool = False
+    accuracy_budget: float = 0.99
+    allow_miss: bool = False
+    calibration: str | None = None
+    candidates: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for value, choices, what in (
@@ -51,10 +59,29 @@ class ExportOptions:
                 raise ExportError(f"unknown {what} {value!r} (choose from {', '.join(choices)})")
         if self.opset is not None and not 11 <= self.opset <= 25:
             raise ExportError(f"opset {self.opset} is out of range (11-25)")
+        if not 0.0 < self.accuracy_budget <= 1.0:
+            raise ExportError(f"accuracy budget must be in (0, 1], got {self.accuracy_budget}")
+        if self.candidates is not None:
+            if self.quantize != "auto":
+                raise ExportError("--candidates goes with --quantize auto")
+            if not self.candidates:
+                raise ExportError("--candidates names no recipe")
+            for name in self.candidates:
+                recipes.by_name(name, "avx2")  # a clear error for an unknown name, before any work
 
-    @classmethod
-    def fp32_only(cls, **kw: Any) -> ExportOptions:
-        return cls(quantize="none", **kw)
+    def recipes_for(self, target: str) -> tuple[recipes.Recipe, ...]:
+        """The candidates to try: the named ones, the target's preset (auto), or the one recipe asked for."""
+        if self.quantize == "auto":
+            if self.candidates:
+                return tuple(recipes.by_name(n, target) for n in self.candidates)
+            return recipes.PRESETS[target]
+        fixed = {
+            "dynamic": replace(recipes.DYNAMIC, per_channel=self.per_channel),
+            "static": recipes.STATIC,
+            "int8-weights": recipes.WEIGHTS8,
+            "int4-weights": recipes.by_name("int4-weights-b32-acc4+emb8", target),
+        }
+        return (fixed[self.quantize],)
 
 
 class Steps:
@@ -148,31 +175,6 @@ def _optimum_export(source: Source, task: str, out: Path, opset: int | None) -> 
         ) from None
 
 
-def _quantize(root: Path, target: str, per_channel: bool) -> dict[str, Any]:
-    from optimum.onnxruntime import ORTQuantizer
-    from optimum.onnxruntime.configuration import AutoQuantizationConfig
-
-    qconfig = getattr(AutoQuantizationConfig, target)(is_static=False, per_channel=per_channel)
-    work = root / ".quantize"
-    with _quiet():
-        quantizer = ORTQuantizer.from_pretrained(root, file_name="model.onnx")
-        quantizer.quantize(save_dir=work, quantization_config=qconfig)
-    produced = work / "model_quantized.onnx"
-    if not produced.is_file():
-        raise ExportError(f"ORTQuantizer wrote no model_quantized.onnx in {work}")
-    os.replace(produced, root / "model.int8.onnx")
-    shutil.rmtree(work)
-    return {
-        "mode": "dynamic",
-        "weights": "int8" if qconfig.weights_dtype.name.lower().startswith("qint8") else qconfig.weights_dtype.name,
-        "activations": qconfig.activations_dtype.name,
-        "target": target,
-        "per_channel": per_channel,
-        "format": qconfig.format.name,
-        "operators": list(qconfig.operators_to_quantize),
-    }
-
-
 def _fix_tokenizer(root: Path, max_length: int) -> dict[str, Any]:
     """Turns off the tokenizer's fixed padding and sets truncation to the model's max length."""
     path = root / "tokenizer.json"
@@ -222,6 +224,14 @@ def _image_pre(root: Path) -> dict[str, Any]:
     }
 
 
+def _text_invariance(bundle_root: Path, task: str, variant: str, texts: list[str]) -> dict[str, Any]:
+    from .. import quality
+    from ..api import PIPELINES
+
+    model = PIPELINES[task](Bundle.open(bundle_root), variant=variant, config=search._TIMING)
+    return quality.batch_invariance(model, texts)
+
+
 def export_bundle(
     source_spec: str,
     out: str | os.PathLike[str],
@@ -229,7 +239,11 @@ def export_bundle(
     *,
     echo: Callable[[str], None] | None = None,
 ) -> Bundle:
-    """Exports SOURCE to a bundle at OUT. Built in a temporary sibling directory and renamed into place."""
+    """Exports SOURCE to a bundle at OUT. Built in a temporary sibling directory and renamed into place.
+
+    With ``quantize="auto"`` and no recipe meeting the budget, the bundle is still written, with fp32 as its
+    default model and the search in its card, and ``BudgetMissError`` is raised unless ``allow_miss``.
+    """
     options = options or ExportOptions()
     out = Path(out).expanduser().resolve()
     if out.exists() and not options.force:
@@ -237,8 +251,12 @@ def export_bundle(
     source = resolve(source_spec)
     task = detect_task(source) if options.task == "auto" else options.task
     target = quantization_target() if options.target == "auto" else options.target
-    quantize = options.quantize == "dynamic"
+    quantize = options.quantize != "none"
     _check_dependencies(task, quantize)
+    candidates = options.recipes_for(target) if quantize else ()
+    data = calibration_data(task, options.calibration) if quantize else None
+    if any(r.kind == "nbits" for r in candidates):
+        require("onnx_ir", "export")  # MatMulNBitsQuantizer needs it; onnxruntime does not pull it in
     steps = Steps(5 if quantize else 4, echo)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
@@ -247,18 +265,12 @@ def export_bundle(
     try:
         with steps.step(f"export {source.spec} as {task} with Optimum (validated against PyTorch)"):
             _optimum_export(source, task, tmp, options.opset)
-        quant: dict[str, Any] = {"mode": "none"}
-        if quantize:
-            with steps.step(f"quantize to dynamic int8 for {target} with ORTQuantizer"):
-                quant = _quantize(tmp, target, options.per_channel)
         with steps.step("measure the model card (parameters, MACs, opset)"):
             inputs, outputs = card.io_spec(tmp / "model.onnx")
             graph = card.graph_summary(tmp / "model.onnx")
             dims = _reference_dims(source, task)
             macs = card.count_macs(tmp / "model.onnx", dims)
             models = {"fp32": "model.onnx"}
-            if quantize:
-                models["int8"] = "model.int8.onnx"
             if task == "image-classification":
                 pre = _image_pre(tmp)
                 config = source.read_json("config.json") or {}
@@ -286,19 +298,57 @@ def export_bundle(
             manifest: dict[str, Any] = {
                 "task": task,
                 "models": models,
-                "default_model": "int8" if quantize else "fp32",
+                "default_model": "fp32",
                 "inputs": inputs,
                 "outputs": outputs,
                 "pre": pre,
                 "post": post,
             }
             write_manifest(tmp, manifest)  # provisional, so the runtime can load the bundle to measure it
+        quant: dict[str, Any] = {"mode": "none"}
+        record: dict[str, Any] | None = None
+        if quantize:
+            auto = options.quantize == "auto"
+            what = (
+                f"search {len(candidates)} recipes for {target} (budget {options.accuracy_budget} "
+                f"{'top-1' if task.endswith('classification') else 'worst cosine'} vs fp32, batch-invariant)"
+                if auto
+                else f"quantize with {candidates[0].name} for {target} and measure it"
+            )
+            with steps.step(what):
+                with _quiet():
+                    chosen, details, record = search.run(
+                        tmp,
+                        manifest,
+                        data,
+                        candidates,
+                        target=target,
+                        budget=search.Budget(options.accuracy_budget) if auto else None,
+                        echo=steps.echo,
+                    )
+            if chosen is not None:
+                variant = search.variant_name(chosen)
+                models[variant] = f"model.{variant}.onnx"
+                manifest["default_model"] = "fp32" if record["default"] == "fp32" else variant
+                quant = {"mode": chosen.kind, "name": chosen.name, "target": target, "variant": variant, **details}
+            write_manifest(tmp, manifest)
         with steps.step("measure agreement with the PyTorch reference on sample inputs"):
             from .agreement import measure
 
             with _quiet():
                 agreement, torch_params = measure(source, task, tmp, list(models))
         sizes = {v: (tmp / f).stat().st_size for v, f in models.items()}
+        invariance: dict[str, Any] = {}
+        if record is not None:
+            invariance["fp32"] = record["fp32_batch_invariance"]
+            for v in models:
+                if v != "fp32":
+                    invariance[v] = quant["batch_invariance"]["min_cosine"]
+        elif task != "image-classification":
+            from .calibration import builtin_texts
+
+            texts = builtin_texts("validation")
+            invariance["fp32"] = _text_invariance(tmp, task, "fp32", texts)["min_cosine"]
         manifest["card"] = {
             "parameters": torch_params,
             "onnx_parameters": graph["parameters"],
@@ -309,10 +359,18 @@ def export_bundle(
             "opset": graph["opset"],
             "ir_version": graph["ir_version"],
             "quantization": quant,
-            "quantized_ops": card.graph_summary(tmp / "model.int8.onnx")["quantized_ops"] if quantize else {},
+            "quantized_ops": card.graph_summary(tmp / models[quant.get("variant", "fp32")])["quantized_ops"],
             "agreement": {"optimum_validation": "passed", **agreement},
+            "batch_invariance": invariance,
         }
+        if record is not None:
+            manifest["card"]["search"] = record
         with steps.step("write the manifest and move the bundle into place"):
+            # weights in files of their own: memory-mapped at load (see card.externalize)
+            manifest["model_data"] = {v: card.externalize(tmp / f).name for v, f in models.items()}
+            manifest["card"]["size_bytes"] = {
+                v: sum((tmp / f).stat().st_size for f in (models[v], manifest["model_data"][v])) for v in models
+            }
             manifest["provenance"] = {
                 "name": source.catalog or Path(source.location).name,
                 "source": source.spec,
@@ -336,7 +394,16 @@ def export_bundle(
                 os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if record is not None and not record["met"] and not options.allow_miss:
+        raise search.BudgetMissError(
+            f"no recipe met the budget ({options.accuracy_budget} {record['budget']['metric']} vs fp32 and "
+            f"batch invariance >= {record['budget']['batch_invariance']}); wrote {out} with fp32 as its default "
+            "model and the search in its card (edgert inspect); --allow-miss accepts this",
+            out,
+        )
     return Bundle.open(out)
 
 
-__all__ = ["export_bundle", "ExportOptions", "MANIFEST"]
+__all__ = ["export_bundle", "ExportOptions", "MANIFEST", "BudgetMissError"]
+
+BudgetMissError = search.BudgetMissError

@@ -20,6 +20,8 @@ _QUANT_OPS = (
     "QuantizeLinear",
     "DequantizeLinear",
     "DynamicQuantizeMatMul",
+    "MatMulNBits",
+    "GatherBlockQuantized",
 )
 
 
@@ -118,3 +120,21 @@ def io_spec(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         }
 
     return [spec(i) for i in s.get_inputs()], [spec(o) for o in s.get_outputs()]
+
+
+def externalize(path: Path) -> Path:
+    """Rewrites an ONNX file with its weights in ``<name>.data`` beside it. onnxruntime memory-maps external
+    weights instead of copying them out of the protobuf, so a session peaks at well under twice the model's size.
+    Returns the data file."""
+    model = onnx.load(str(path))
+    data = path.with_name(path.name + ".data")
+    data.unlink(missing_ok=True)
+    onnx.save(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=data.name,
+        size_threshold=1024,
+    )
+    return data

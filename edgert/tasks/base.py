@@ -45,7 +45,11 @@ class Task:
         self.variant = variant or bundle.default_model
         model_path = bundle.model_file(self.variant)
         entry = bundle.files[bundle.models[self.variant]]
-        self.session = create_session(model_path, config, model_sha256=entry.sha256)
+        self.session_config = (config or SessionConfig()).resolved()
+        # A model with external weights is not cached optimised: onnxruntime memory-maps those weights, which
+        # halves peak RSS at load, and a cached single-file copy would load them into memory again.
+        sha = None if self.variant in bundle.model_data else entry.sha256
+        self.session = create_session(model_path, self.session_config, model_sha256=sha)
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
 

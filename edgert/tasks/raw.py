@@ -32,7 +32,8 @@ class RawModel(Task):
         else:
             self.bundle = None
             self.variant = None
-            self.session = create_session(Path(model_path), config)
+            self.session_config = (config or SessionConfig()).resolved()
+            self.session = create_session(Path(model_path), self.session_config)
             self.input_names = tuple(i.name for i in self.session.get_inputs())
             self.output_names = tuple(o.name for o in self.session.get_outputs())
         self._dtypes = {i.name: numpy_dtype(i.type) for i in self.session.get_inputs()}

@@ -1,0 +1,339 @@
+"""Quantization recipes: each turns the exported fp32 ONNX file into a quantized one.
+
+- ``dynamic``: today's Optimum/ORTQuantizer dynamic int8 (one activation scale per input tensor, so a text's
+  vector depends on its batch-mates and their padding);
+- ``static``: QDQ int8 with calibrated activation ranges; the MatMuls whose inputs lose most to quantization,
+  measured node by node on the calibration data, stay in float;
+- ``nbits``: weight-only block quantization (onnxruntime's ``MatMulNBits``), optionally with the embedding table
+  as ``GatherBlockQuantized``. Activations stay float per row, so outputs do not depend on the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ExportError
+
+KINDS = ("dynamic", "static", "nbits")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One way to quantize. ``name`` is what the card and ``--quantize`` call it."""
+
+    name: str
+    kind: str
+    bits: int = 8
+    block_size: int = 32
+    accuracy_level: int = 4  # MatMulNBits: 4 computes in int8 (VNNI, dotprod), 1 in fp32
+    per_channel: bool = True
+    embeddings: bool = False  # also quantize the word-embedding table (GatherBlockQuantized, 8 bits)
+    keep_float: float = 0.0  # static: the share of MatMuls, worst first by measured error, kept in float
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ExportError(f"recipe {self.name}: unknown kind {self.kind!r} (known: {', '.join(KINDS)})")
+        if self.kind == "nbits" and self.bits not in (4, 8):
+            raise ExportError(f"recipe {self.name}: MatMulNBits takes 4 or 8 bits, not {self.bits}")
+        if self.block_size < 16 or self.block_size & (self.block_size - 1):
+            raise ExportError(f"recipe {self.name}: block size must be a power of two >= 16, got {self.block_size}")
+        if self.accuracy_level not in (0, 1, 2, 3, 4):
+            raise ExportError(f"recipe {self.name}: accuracy_level must be 0-4, got {self.accuracy_level}")
+        if not 0.0 <= self.keep_float < 1.0:
+            raise ExportError(f"recipe {self.name}: keep_float must be in [0, 1), got {self.keep_float}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _nbits(bits: int, level: int, embeddings: bool) -> Recipe:
+    name = f"int{bits}-weights-b32-acc{level}" + ("+emb8" if embeddings else "")
+    return Recipe(name, "nbits", bits=bits, accuracy_level=level, embeddings=embeddings)
+
+
+DYNAMIC = Recipe("dynamic-int8", "dynamic")
+STATIC = Recipe("static-int8-qdq+emb8", "static", keep_float=0.25, embeddings=True)
+WEIGHTS8 = _nbits(8, 4, True)
+
+#: The candidates ``--quantize auto`` tries per target, cheapest to build first. On arm64 without dot-product
+#: instructions (Raspberry Pi 4) int8 compute has no fast kernel, so fp32 compute (accuracy level 1) is tried too.
+PRESETS: dict[str, tuple[Recipe, ...]] = {
+    "avx2": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), STATIC),
+    "avx512": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), STATIC),
+    "avx512_vnni": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), STATIC),
+    "arm64": (DYNAMIC, WEIGHTS8, _nbits(8, 1, True), _nbits(4, 1, True), STATIC),
+    "arm64_dotprod": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), STATIC),
+}
+#: The small set the test suite searches: one recipe that is not batch-invariant, two that are.
+QUICK = (DYNAMIC, _nbits(4, 4, True), WEIGHTS8)
+
+
+def recipe_names() -> list[str]:
+    return sorted({r.name for rs in PRESETS.values() for r in rs})
+
+
+def by_name(name: str, target: str) -> Recipe:
+    for r in (*PRESETS.get(target, ()), *(r for rs in PRESETS.values() for r in rs)):
+        if r.name == name:
+            return r
+    raise ExportError(f"unknown recipe {name!r} (known: {', '.join(recipe_names())})")
+
+
+@contextlib.contextmanager
+def _quiet_ort():
+    """onnxruntime's quantization tools log per node at INFO/ERROR; the export shows its own progress."""
+    logger = logging.getLogger("onnxruntime")
+    root = logging.getLogger()
+    old = (logger.level, root.level)
+    logger.setLevel(logging.CRITICAL)
+    root.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(old[0])
+        root.setLevel(old[1])
+
+
+def apply(
+    recipe: Recipe,
+    fp32: Path,
+    out: Path,
+    *,
+    target: str,
+    calibration: Callable[[], Iterable[dict[str, np.ndarray]]] | None = None,
+) -> dict[str, Any]:
+    """Writes ``out`` from ``fp32`` by ``recipe``; returns what the card records about it."""
+    with _quiet_ort():
+        if recipe.kind == "dynamic":
+            return _dynamic(recipe, fp32, out, target)
+        if recipe.kind == "nbits":
+            return _nbits_apply(recipe, fp32, out)
+        if calibration is None:
+            raise ExportError(f"recipe {recipe.name} needs calibration data")
+        return _static(recipe, fp32, out, calibration)
+
+
+def _dynamic(recipe: Recipe, fp32: Path, out: Path, target: str) -> dict[str, Any]:
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    preset = "arm64" if target.startswith("arm64") else target
+    qconfig = getattr(AutoQuantizationConfig, preset)(is_static=False, per_channel=recipe.per_channel)
+    work = out.parent / f".quantize-{out.stem}"
+    quantizer = ORTQuantizer.from_pretrained(fp32.parent, file_name=fp32.name)
+    quantizer.quantize(save_dir=work, quantization_config=qconfig)
+    produced = work / f"{fp32.stem}_quantized.onnx"
+    if not produced.is_file():
+        raise ExportError(f"ORTQuantizer wrote no {produced.name} in {work}")
+    os.replace(produced, out)
+    shutil.rmtree(work)
+    return {
+        "activations": "int8, one dynamic scale per input tensor (depends on the batch)",
+        "weights": "int8 per-channel" if recipe.per_channel else "int8 per-tensor",
+        "optimum_preset": preset,
+        "format": qconfig.format.name,
+        "operators": list(qconfig.operators_to_quantize),
+    }
+
+
+def _embedding_gathers(model) -> list:
+    """Gather nodes that look up rows of a large 2-D float initializer (the word-embedding table)."""
+    inits = {i.name: i for i in model.graph.initializer}
+    found = []
+    for node in model.graph.node:
+        if node.op_type != "Gather" or node.input[0] not in inits:
+            continue
+        init = inits[node.input[0]]
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        if len(init.dims) == 2 and axis == 0 and init.dims[0] >= 1024 and init.data_type == 1:
+            found.append(node)
+    return found
+
+
+def quantize_embeddings(model, block_size: int = 32) -> int:
+    """Replaces each embedding-table Gather by GatherBlockQuantized with 8-bit symmetric blocks along the
+    hidden axis. Returns the number of tables quantized. onnxruntime's own quantizer only writes 4 bits here."""
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    done = 0
+    for node in _embedding_gathers(model):
+        table = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
+        rows, cols = table.shape
+        if cols % block_size:
+            continue
+        blocks = table.reshape(rows, cols // block_size, block_size)
+        scale = np.abs(blocks).max(-1) / 127.0
+        scale[scale == 0] = 1.0
+        q = np.clip(np.rint(blocks / scale[..., None]), -127, 127).astype(np.int16) + 128
+        name = node.input[0]
+        model.graph.initializer.remove(inits[name])
+        model.graph.initializer.extend(
+            [
+                numpy_helper.from_array(q.astype(np.uint8).reshape(rows, cols), f"{name}_q8"),
+                numpy_helper.from_array(scale.astype(np.float32), f"{name}_scale"),
+                numpy_helper.from_array(np.full(scale.shape, 128, np.uint8), f"{name}_zero"),
+            ]
+        )
+        new = helper.make_node(
+            "GatherBlockQuantized",
+            [f"{name}_q8", node.input[1], f"{name}_scale", f"{name}_zero"],
+            list(node.output),
+            name=f"{node.name or name}_q8",
+            domain="com.microsoft",
+            bits=8,
+            block_size=block_size,
+            gather_axis=0,
+            quantize_axis=1,
+        )
+        index = list(model.graph.node).index(node)
+        model.graph.node.remove(node)
+        model.graph.node.insert(index, new)
+        done += 1
+    if done and not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return done
+
+
+def _nbits_apply(recipe: Recipe, fp32: Path, out: Path) -> dict[str, Any]:
+    import onnx
+
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import (
+            DefaultWeightOnlyQuantConfig,
+            MatMulNBitsQuantizer,
+        )
+    except ImportError as exc:  # it needs onnx_ir, which onnxruntime does not pull in
+        raise ExportError(f"weight-only quantization needs onnx-ir ({exc}); run: pip install onnx-ir") from None
+    axes = (("MatMul", 0),)
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=recipe.block_size,
+        is_symmetric=True,
+        accuracy_level=recipe.accuracy_level,
+        bits=recipe.bits,
+        op_types_to_quantize=("MatMul",),
+        quant_axes=axes,
+    )
+    quantizer = MatMulNBitsQuantizer(
+        onnx.load(str(fp32)),
+        bits=recipe.bits,
+        block_size=recipe.block_size,
+        is_symmetric=True,
+        accuracy_level=recipe.accuracy_level,
+        algo_config=config,
+        op_types_to_quantize=("MatMul",),
+        quant_axes=axes,
+    )
+    quantizer.process()
+    model = quantizer.model.model
+    tables = quantize_embeddings(model, recipe.block_size) if recipe.embeddings else 0
+    onnx.save(model, str(out))
+    return {
+        "activations": "float (computed per row, independent of the batch)",
+        "weights": f"int{recipe.bits} symmetric blocks of {recipe.block_size} (MatMulNBits)",
+        "accuracy_level": recipe.accuracy_level,
+        "embedding_tables": f"{tables} as int8 blocks of {recipe.block_size} (GatherBlockQuantized)"
+        if tables
+        else "float",
+    }
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over a re-iterable source of feeds."""
+
+    def __init__(self, feeds: Callable[[], Iterable[dict[str, np.ndarray]]]):
+        self._make = feeds
+        self._it = iter(feeds())
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = iter(self._make())
+
+    def __iter__(self):  # qdq_loss_debug iterates instead of calling get_next
+        return iter(self._make())
+
+
+def _node_errors(fp32: Path, qdq: Path, calibration, work: Path) -> dict[str, float]:
+    """Each MatMul's measured quantization damage: the worst signal-to-quantization-noise ratio (dB) of the
+    activations it reads, QDQ'd versus float, over the calibration data. Lower is worse."""
+    import onnx
+    from onnxruntime.quantization import qdq_loss_debug as dbg
+
+    float_aug, qdq_aug = work / "float_aug.onnx", work / "qdq_aug.onnx"
+    dbg.modify_model_output_intermediate_tensors(str(fp32), str(float_aug), op_types_for_saving=["MatMul"])
+    dbg.modify_model_output_intermediate_tensors(
+        str(qdq), str(qdq_aug), op_types_for_saving=["MatMul", "QuantizeLinear"]
+    )
+    float_acts = dbg.collect_activations(str(float_aug), _Reader(calibration))
+    qdq_acts = dbg.collect_activations(str(qdq_aug), _Reader(calibration))
+    errors = dbg.compute_activation_error(dbg.create_activation_matching(qdq_acts, float_acts))
+    scores: dict[str, float] = {}
+    graph = onnx.load(str(fp32), load_external_data=False).graph
+    weights = {i.name for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type != "MatMul" or node.input[1] not in weights:  # only MatMuls with weights are quantized
+            continue
+        snr = [errors[i]["qdq_err"] for i in node.input if i in errors and "qdq_err" in errors[i]]
+        if snr:
+            scores[node.name] = float(min(snr))
+    return scores
+
+
+def _static(recipe: Recipe, fp32: Path, out: Path, calibration) -> dict[str, Any]:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    work = out.parent / f".static-{out.stem}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    cache = work / "ranges.json"
+    kwargs = dict(
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=["MatMul"],
+        per_channel=recipe.per_channel,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+        calibration_cache_path=str(cache),  # calibrate once, quantize twice
+        extra_options={"MatMulConstBOnly": True},
+    )
+    try:
+        full = work / "all.onnx"
+        quantize_static(str(fp32), str(full), _Reader(calibration), **kwargs)
+        scores = _node_errors(fp32, full, calibration, work)
+        worst = sorted(scores, key=scores.get)
+        keep = worst[: round(recipe.keep_float * len(worst))]
+        if keep:
+            quantize_static(str(fp32), str(out), _Reader(calibration), nodes_to_exclude=keep, **kwargs)
+        else:
+            os.replace(full, out)
+        tables = 0
+        if recipe.embeddings:
+            import onnx
+
+            model = onnx.load(str(out))
+            tables = quantize_embeddings(model, recipe.block_size)
+            onnx.save(model, str(out))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {
+        "activations": "uint8, calibrated min-max ranges (independent of the batch)",
+        "weights": "int8 per-channel" if recipe.per_channel else "int8 per-tensor",
+        "format": "QDQ",
+        "matmuls_measured": len(scores),
+        "kept_float": [{"node": n, "sqnr_db": round(scores[n], 2)} for n in keep],
+        "worst_quantized_sqnr_db": round(min((scores[n] for n in scores if n not in keep), default=0.0), 2),
+        "embedding_tables": f"{tables} as int8 blocks of {recipe.block_size} (GatherBlockQuantized)"
+        if tables
+        else "float",
+    }

@@ -1,0 +1,269 @@
+"""``--quantize auto``: build each candidate recipe, time it on this CPU, score it on held-apart validation data,
+and keep the fastest one that meets the accuracy budget and is batch-invariant.
+
+Every candidate is judged the same way, side by side in one process:
+- agreement with the fp32 model, each validation item run alone (worst and mean cosine; top-1 for classifiers);
+- batch invariance: each item alone versus inside shuffled batches of 32;
+- latency: batch 1, one thread, the median over interleaved rounds of the time per item on a spread of lengths.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import quality
+from ..api import PIPELINES
+from ..bundle import Bundle, write_manifest
+from ..device import cpu_features, cpu_model, quantization_target
+from ..errors import EdgertError, ExportError
+from ..session import SessionConfig
+from . import recipes
+from .calibration import Data
+
+#: Searches and their reports time each model on one thread, with no optimised-model cache to go stale.
+_TIMING = SessionConfig(intra_op_threads=1, cache_optimized=False)
+TIMING_ITEMS = 16
+TIMING_ROUNDS = 5
+#: A quantized model becomes the default only when it is at least this much faster than fp32 here.
+MIN_SPEEDUP = 1.05
+
+
+class BudgetMissError(ExportError):
+    """No candidate met the budget; the bundle was written with fp32 as its default model."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = path
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The worst agreement with fp32 that is acceptable: worst cosine (embeddings) or top-1 share (classifiers)."""
+
+    value: float = 0.99
+    invariance: float = quality.INVARIANCE_FLOOR
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.value <= 1.0:
+            raise ExportError(f"accuracy budget must be in (0, 1], got {self.value}")
+
+
+def variant_name(recipe: recipes.Recipe) -> str:
+    return f"int{recipe.bits}" if recipe.kind == "nbits" else "int8"
+
+
+def by_row(candidates: Sequence[recipes.Recipe], row: dict[str, Any]) -> recipes.Recipe:
+    return next(r for r in candidates if r.name == row["recipe"])
+
+
+def _feeds(model: Any, items: Sequence[Any]) -> Callable[[], Iterator[dict[str, np.ndarray]]]:
+    """Calibration feeds, one item per run, as the pipeline itself would build them."""
+
+    def gen() -> Iterator[dict[str, np.ndarray]]:
+        if hasattr(model, "encoder"):
+            encodings = model.encoder.encode(list(items))
+            for _, feeds in model.encoder.batches(encodings, 1):
+                yield feeds
+        else:
+            for item in items:
+                yield {model.input_names[0]: model.preprocess([item])}
+
+    return gen
+
+
+def _timing_items(items: Sequence[Any], n: int = TIMING_ITEMS) -> list[Any]:
+    """A spread of the validation items (every k-th), so the latency covers short and long inputs."""
+    step = max(1, len(items) // n)
+    return list(items[::step][:n])
+
+
+def time_models(models: dict[str, Any], items: Sequence[Any], rounds: int = TIMING_ROUNDS) -> dict[str, float]:
+    """Median over interleaved rounds of the milliseconds per item, batch 1: every model sees the same noise."""
+    samples: dict[str, list[float]] = {name: [] for name in models}
+    names = list(models)
+    for name in names:  # one untimed pass each: first-run allocations are not steady state
+        quality.outputs(models[name], items[:2], batch_size=1)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            model = models[name]
+            start = time.perf_counter()
+            for x in items:
+                quality.outputs(model, [x], batch_size=1)
+            samples[name].append((time.perf_counter() - start) * 1e3 / len(items))
+    return {name: float(np.median(s)) for name, s in samples.items()}
+
+
+def _timing_host(target: str) -> dict[str, Any]:
+    host_target = quantization_target()
+    return {
+        "cpu": cpu_model(),
+        "machine": platform.machine(),
+        "features": list(cpu_features()),
+        "host_target": host_target,
+        "on_target": host_target == target,
+        "threads": 1,
+        "batch": 1,
+    }
+
+
+def run(
+    root: Path,
+    manifest: dict[str, Any],
+    data: Data,
+    candidates: Sequence[recipes.Recipe],
+    *,
+    target: str,
+    budget: Budget | None,
+    echo: Callable[[str], None],
+) -> tuple[recipes.Recipe | None, dict[str, Any], dict[str, Any]]:
+    """Builds and judges ``candidates`` in ``root`` (which holds model.onnx). Leaves the chosen model there as
+    ``model.<variant>.onnx`` and deletes the rest. Returns (chosen recipe or None, its details, the card's
+    ``search`` record). With ``budget=None`` the single candidate is kept whatever it scores."""
+    task = manifest["task"]
+    kind = quality.kind_of(task)
+    pipeline = PIPELINES[task]
+    fp32 = root / "model.onnx"
+    write_manifest(root, manifest)
+    ref_model = pipeline(Bundle.open(root), variant="fp32", config=_TIMING)
+    validation = list(data.validation)
+    calibration = list(data.calibration)
+    timing_items = _timing_items(validation)
+    host = _timing_host(target)
+    if not host["on_target"]:
+        echo(
+            f"  note: quantizing for {target} on a {host['host_target']} CPU ({host['cpu']}): the latencies "
+            "below are this CPU's, not the target's; run the export on the target to search by its timings"
+        )
+
+    ref_alone = quality.alone(ref_model, validation)
+    fp32_invariance = quality.batch_invariance(ref_model, validation, single=ref_alone)
+
+    built: dict[str, tuple[recipes.Recipe, Path, dict[str, Any], float]] = {}
+    rows: list[dict[str, Any]] = []
+    for i, recipe in enumerate(candidates, 1):
+        path = root / f"candidate-{i}.onnx"
+        echo(f"  [{i}/{len(candidates)}] {recipe.name}: quantizing ...")
+        start = time.perf_counter()
+        try:
+            details = recipes.apply(recipe, fp32, path, target=target, calibration=_feeds(ref_model, calibration))
+        except EdgertError:
+            raise
+        except Exception as exc:  # a recipe onnxruntime cannot apply to this graph is a row, not a failed export
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            rows.append({"recipe": recipe.name, "kind": recipe.kind, "error": f"{type(exc).__name__}: {first}"})
+            echo(f"  [{i}/{len(candidates)}] {recipe.name}: failed ({type(exc).__name__}: {first})")
+            path.unlink(missing_ok=True)
+            continue
+        built[recipe.name] = (recipe, path, details, time.perf_counter() - start)
+
+    models: dict[str, Any] = {"fp32": ref_model}
+    if built:
+        files = {n: p.name for n, (_, p, _, _) in built.items()}
+        write_manifest(root, {**manifest, "models": {"fp32": "model.onnx", **files}})
+        bundle = Bundle.open(root)
+        for name in built:
+            models[name] = pipeline(bundle, variant=name, config=_TIMING)
+    scored: dict[str, dict[str, Any]] = {}
+    for name, (_, _, details, seconds) in built.items():
+        got = quality.alone(models[name], validation)
+        stats = quality.agreement(ref_alone, got, kind=kind)
+        inv = quality.batch_invariance(models[name], validation, single=got)
+        scored[name] = {"stats": stats, "invariance": inv, "details": details, "seconds": seconds}
+    echo(f"  timing fp32 and {len(built)} candidates: batch 1, one thread, {TIMING_ROUNDS} interleaved rounds ...")
+    latency = time_models(models, timing_items)
+    for name, (recipe, path, _, seconds) in built.items():
+        s = scored[name]
+        value = quality.score(s["stats"], kind)
+        meets = budget is None or (value >= budget.value and s["invariance"]["min_cosine"] >= budget.invariance)
+        row = {
+            "recipe": name,
+            "kind": recipe.kind,
+            "latency_ms": round(latency[name], 4),
+            "speedup_vs_fp32": round(latency["fp32"] / latency[name], 3),
+            "size_bytes": path.stat().st_size,
+            "min_cosine": s["stats"]["min_cosine"],
+            "mean_cosine": s["stats"]["mean_cosine"],
+            "batch_invariance": s["invariance"]["min_cosine"],
+            "batch_invariant": s["invariance"]["invariant"],
+            "meets_budget": bool(meets),
+            "build_seconds": round(seconds, 2),
+        }
+        if kind == "classifier":
+            row["top1_agreement"] = s["stats"]["top1_agreement"]
+        rows.append(row)
+        echo(
+            f"  {name}: worst {'top-1' if kind == 'classifier' else 'cosine'} {value:.4f}, mean cosine "
+            f"{row['mean_cosine']:.4f}, batch invariance {row['batch_invariance']:.6f}, "
+            f"{row['speedup_vs_fp32']:.2f}x fp32, {row['size_bytes'] / 1e6:.1f} MB"
+            + ("" if budget is None else ("  meets the budget" if meets else "  misses"))
+        )
+    passing = [r for r in rows if r.get("meets_budget")]
+    chosen = min(passing, key=lambda r: r["latency_ms"]) if passing else None
+    # The fastest model that keeps the accuracy may be fp32 itself: a quantized model that is not clearly
+    # faster on this CPU stays in the bundle as a smaller variant, but does not become the default.
+    default = chosen["recipe"] if chosen else "fp32"
+    if budget is not None and chosen is not None and chosen["speedup_vs_fp32"] < MIN_SPEEDUP:
+        default = "fp32"
+        echo(
+            f"  {chosen['recipe']} keeps the accuracy but is not faster than fp32 on this CPU "
+            f"({chosen['speedup_vs_fp32']:.2f}x): fp32 stays the default model, {chosen['recipe']} is kept as "
+            f"the {variant_name(by_row(candidates, chosen))} variant"
+        )
+    rows.insert(
+        0,
+        {
+            "recipe": "fp32",
+            "kind": "none",
+            "latency_ms": round(latency["fp32"], 4),
+            "speedup_vs_fp32": 1.0,
+            "size_bytes": fp32.stat().st_size,
+            "min_cosine": 1.0,
+            "mean_cosine": 1.0,
+            "batch_invariance": fp32_invariance["min_cosine"],
+            "batch_invariant": fp32_invariance["invariant"],
+            "meets_budget": True,
+        },
+    )
+    record: dict[str, Any] = {
+        "mode": "auto" if budget is not None else "fixed",
+        "budget": None
+        if budget is None
+        else {
+            "metric": "top1_agreement" if kind == "classifier" else "min_cosine",
+            "value": budget.value,
+            "batch_invariance": budget.invariance,
+        },
+        "target": target,
+        "timing": {**host, "items": len(timing_items), "rounds": TIMING_ROUNDS, "fp32_latency_ms": latency["fp32"]},
+        "data": data.describe(),
+        "fp32_batch_invariance": fp32_invariance["min_cosine"],
+        "candidates": rows,
+        "chosen": chosen["recipe"] if chosen else None,
+        "default": default,
+        "min_speedup": MIN_SPEEDUP,
+        "met": chosen is not None,
+    }
+    del models, ref_model
+    chosen_recipe = None
+    result: dict[str, Any] = {}
+    for name, (recipe, path, details, _) in built.items():
+        if chosen is not None and name == chosen["recipe"]:
+            chosen_recipe = recipe
+            path.replace(root / f"model.{variant_name(recipe)}.onnx")
+            s = scored[name]
+            result = {
+                "recipe": recipe.as_dict(),
+                **details,
+                "vs_fp32": {"data": "validation", **s["stats"]},
+                "batch_invariance": s["invariance"],
+            }
+        else:
+            path.unlink(missing_ok=True)
+    return chosen_recipe, result, record
