@@ -12,6 +12,7 @@ Runtime-only (numpy + the task pipelines), so ``edgert check`` works on a device
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,15 @@ import numpy as np
 #: ``auto`` accepts only recipes at least this batch-invariant (worst cosine, alone vs in a batch).
 INVARIANCE_FLOOR = 0.9999
 INVARIANCE_BATCH = 32
+
+
+def builtin_texts(split: str) -> list[str]:
+    """The packaged ``calibration`` or ``validation`` texts (``edgert/data``; ``\\n`` and ``\\t`` in a line
+    stand for a newline and a tab)."""
+    if split not in ("calibration", "validation"):
+        raise ValueError(f"split must be calibration or validation, got {split!r}")
+    text = resources.files("edgert").joinpath("data", f"{split}.txt").read_text(encoding="utf-8")
+    return [line.replace("\\n", "\n").replace("\\t", "\t") for line in text.splitlines() if line.strip()]
 
 
 def outputs(model: Any, items: Sequence[Any], *, batch_size: int) -> np.ndarray:

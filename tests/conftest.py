@@ -59,6 +59,19 @@ def _prebuilt(name: str) -> Path | None:
     return path
 
 
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+#: For tests that run an export themselves: skipped where the export extra is missing, as in the aarch64 lane.
+needs_export = pytest.mark.skipif(
+    not all(_has(m) for m in ("torch", "optimum", "onnx")),
+    reason="exporting needs the export extra (torch, optimum, onnx); the aarch64 lane has none",
+)
+
+
 def _needs_export():
     pytest.importorskip("torch", reason="exporting needs torch (not installed here; the aarch64 lane has none)")
     pytest.importorskip("optimum", reason="exporting needs optimum")

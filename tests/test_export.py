@@ -14,7 +14,7 @@ import edgert
 from edgert import Bundle
 from edgert.errors import BundleError, ExportError
 
-from .conftest import CORPUS
+from .conftest import CORPUS, needs_export
 
 
 def test_manifest_describes_the_bundle(minilm_bundle):
@@ -156,6 +156,7 @@ def _one_line_error(result, pattern):
     assert re.search(pattern, lines[0]), lines[0]
 
 
+@needs_export
 def test_cli_errors_are_one_line(tmp_path, minilm_bundle, copy_bundle):
     _one_line_error(_cli("export", str(tmp_path / "nope"), "-o", str(tmp_path / "o")), "nope: no such directory")
     (tmp_path / "empty").mkdir()
@@ -171,6 +172,7 @@ def test_cli_errors_are_one_line(tmp_path, minilm_bundle, copy_bundle):
     _one_line_error(_cli("inspect", str(bad)), "corrupt or truncated manifest")
 
 
+@needs_export
 def test_unknown_task_is_refused(tmp_path):
     result = _cli("export", "minilm", "-o", str(tmp_path / "o"), "--task", "translation")
     _one_line_error(result, "invalid choice: 'translation'")
@@ -197,6 +199,7 @@ sys.exit(main(['export', 'minilm', '-o', {str(tmp_path / "o")!r}]))
     assert not (tmp_path / "o").exists()
 
 
+@needs_export
 def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     from edgert.export import build
 

@@ -17,15 +17,19 @@ import pytest
 
 import edgert
 from edgert import Bundle, quality
-from edgert.export import calibration
 
-pytest.importorskip("optimum", reason="quantizing needs the export extra")
+from .bundles import QUICK_CANDIDATES
 
-from edgert.export import BudgetMissError, ExportOptions, export_bundle  # noqa: E402
+VALIDATION = quality.builtin_texts("validation")
 
-from .bundles import QUICK_CANDIDATES  # noqa: E402
 
-VALIDATION = calibration.builtin_texts("validation")
+@pytest.fixture
+def export():
+    """The export API, or a skip where the export extra is missing (the aarch64 lane)."""
+    pytest.importorskip("optimum", reason="quantizing needs the export extra (torch, optimum)")
+    from edgert import export
+
+    return export
 
 
 def _cos(a, b):
@@ -47,7 +51,7 @@ def _in_shuffled_batches(model, texts, seed=1):
 
 
 def test_builtin_sets_are_varied_and_disjoint():
-    cal, val = calibration.builtin_texts("calibration"), calibration.builtin_texts("validation")
+    cal, val = quality.builtin_texts("calibration"), quality.builtin_texts("validation")
     assert len(cal) >= 100 and len(val) >= 100
     assert not set(cal) & set(val)
     for texts in (cal, val):
@@ -98,8 +102,9 @@ def test_chosen_model_meets_the_budget_on_held_apart_texts(minilm_bundle):
     assert _cos(got, batched).min() >= 0.9999
 
 
-def test_batch_invariance_catches_the_dynamic_recipe(tmp_path):
-    bundle = export_bundle("minilm", tmp_path / "dyn", ExportOptions(quantize="dynamic"), echo=lambda s: None)
+def test_batch_invariance_catches_the_dynamic_recipe(tmp_path, export):
+    options = export.ExportOptions(quantize="dynamic")
+    bundle = export.export_bundle("minilm", tmp_path / "dyn", options, echo=lambda s: None)
     assert bundle.default_model == "int8"
     card_figure = bundle.card["batch_invariance"]["int8"]
     model = edgert.load(bundle.path, variant="int8")
@@ -115,11 +120,11 @@ def test_batch_invariance_catches_the_dynamic_recipe(tmp_path):
     assert "NOT batch-invariant" in shown.stdout, shown.stdout
 
 
-def test_no_candidate_meets_the_budget(tmp_path):
+def test_no_candidate_meets_the_budget(tmp_path, export):
     out = tmp_path / "miss"
-    options = ExportOptions(candidates=("int4-weights-b32-acc4+emb8",), accuracy_budget=0.99)
-    with pytest.raises(BudgetMissError, match="no recipe met the budget.*fp32 as its default") as info:
-        export_bundle("minilm", out, options, echo=lambda s: None)
+    options = export.ExportOptions(candidates=("int4-weights-b32-acc4+emb8",), accuracy_budget=0.99)
+    with pytest.raises(export.BudgetMissError, match="no recipe met the budget.*fp32 as its default") as info:
+        export.export_bundle("minilm", out, options, echo=lambda s: None)
     bundle = Bundle.open(info.value.path, verify=True)
     assert bundle.models == {"fp32": "model.onnx"} and bundle.default_model == "fp32"
     assert bundle.card["search"]["met"] is False and bundle.card["search"]["chosen"] is None
@@ -134,11 +139,11 @@ def test_no_candidate_meets_the_budget(tmp_path):
     assert Bundle.open(tmp_path / "cli2").default_model == "fp32"
 
 
-def test_static_calibration_with_a_user_file(tmp_path):
-    texts = calibration.builtin_texts("calibration")[:24] + [VALIDATION[0], VALIDATION[5]]
+def test_static_calibration_with_a_user_file(tmp_path, export):
+    texts = quality.builtin_texts("calibration")[:24] + [VALIDATION[0], VALIDATION[5]]
     (tmp_path / "cal.txt").write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n\n", encoding="utf-8")
-    options = ExportOptions(quantize="static", calibration=str(tmp_path / "cal.txt"))
-    bundle = export_bundle("minilm", tmp_path / "static", options, echo=lambda s: None)
+    options = export.ExportOptions(quantize="static", calibration=str(tmp_path / "cal.txt"))
+    bundle = export.export_bundle("minilm", tmp_path / "static", options, echo=lambda s: None)
     search = bundle.card["search"]
     assert search["data"]["source"] == str(tmp_path / "cal.txt")
     assert search["data"]["calibration_items"] == 26
@@ -155,7 +160,7 @@ def test_static_calibration_with_a_user_file(tmp_path):
     assert _cos(_alone(model, VALIDATION[:40]), _in_shuffled_batches(model, VALIDATION[:40])).min() >= 0.9999
 
 
-def test_bad_calibration_is_one_line(tmp_path):
+def test_bad_calibration_is_one_line(tmp_path, export):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"good line\n\xff\xfe broken\n")
     r = subprocess.run(
@@ -177,9 +182,9 @@ def test_bad_calibration_is_one_line(tmp_path):
     )
     assert r.returncode == 2 and r.stderr.strip() == f"edgert: error: {bad}:2: not UTF-8 (invalid start byte at byte 0)"
     with pytest.raises(Exception, match="unknown recipe 'nope'"):
-        ExportOptions(candidates=("nope",))
+        export.ExportOptions(candidates=("nope",))
     with pytest.raises(Exception, match=r"accuracy budget must be in \(0, 1\]"):
-        ExportOptions(accuracy_budget=1.5)
+        export.ExportOptions(accuracy_budget=1.5)
 
 
 def test_lean_memory_mode_gives_the_same_outputs(minilm_bundle):

@@ -12,24 +12,12 @@ order, even files for calibration and odd ones for validation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from ..errors import ExportError
+from ..quality import builtin_texts
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-
-
-def _unescape(line: str) -> str:
-    return line.replace("\\n", "\n").replace("\\t", "\t")
-
-
-def builtin_texts(split: str) -> list[str]:
-    """The packaged ``calibration`` or ``validation`` texts."""
-    if split not in ("calibration", "validation"):
-        raise ValueError(f"split must be calibration or validation, got {split!r}")
-    text = resources.files("edgert").joinpath("data", f"{split}.txt").read_text(encoding="utf-8")
-    return [_unescape(line) for line in text.splitlines() if line.strip()]
 
 
 def read_lines(path: Path) -> list[str]:
