@@ -1,14 +1,41 @@
 """Builds the Cython kernels in kernels/ into edgert._kernels.<name>.
 
 EDGERT_NO_EXTENSIONS=1 builds a pure-Python package; edgert then runs on its NumPy reference kernels.
+When compiling fails (no C compiler, no Python headers), a local install falls back to the pure package and says
+so; a release build sets EDGERT_REQUIRE_EXTENSIONS=1 (cibuildwheel does, see pyproject.toml) and fails instead.
 """
 
 import os
 import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 KERNELS = ("packing", "pooling", "scores", "image")
+
+
+class OptionalBuildExt(build_ext):
+    """Compile errors fall back to pure Python, unless compiled kernels are required."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:
+            self._fallback(exc)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            self._fallback(exc)
+
+    def _fallback(self, exc):
+        if os.environ.get("EDGERT_REQUIRE_EXTENSIONS") == "1":
+            raise
+        sys.stderr.write(
+            f"edgert: WARNING: compiling the Cython kernels failed ({type(exc).__name__}: {exc}); installing the "
+            "pure-NumPy fallback, which gives the same results more slowly (edgert.KERNELS says 'numpy')\n"
+        )
 
 
 def _extensions() -> list[Extension]:
@@ -39,4 +66,4 @@ def _extensions() -> list[Extension]:
     )
 
 
-setup(ext_modules=_extensions())
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

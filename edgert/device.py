@@ -3,12 +3,38 @@
 from __future__ import annotations
 
 import platform
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 _X86_FEATURES = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "f16c", "fma")
 _ARM_FEATURES = ("asimd", "asimddp", "sve", "sve2", "i8mm", "fphp", "asimdhp", "bf16")
 _ARM_NAMES = {"asimd": "neon", "asimddp": "dotprod"}
+
+
+#: Arm's CPU part numbers (``CPU part`` in /proc/cpuinfo, implementer 0x41) for the cores found on boards.
+ARM_PARTS = {
+    "0xd03": "Cortex-A53",
+    "0xd04": "Cortex-A35",
+    "0xd05": "Cortex-A55",
+    "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72",
+    "0xd09": "Cortex-A73",
+    "0xd0a": "Cortex-A75",
+    "0xd0b": "Cortex-A76",
+    "0xd0c": "Neoverse-N1",
+    "0xd0d": "Cortex-A77",
+    "0xd40": "Neoverse-V1",
+    "0xd41": "Cortex-A78",
+    "0xd42": "Cortex-A78AE",
+    "0xd44": "Cortex-X1",
+    "0xd46": "Cortex-A510",
+    "0xd47": "Cortex-A710",
+    "0xd48": "Cortex-X2",
+    "0xd49": "Neoverse-N2",
+    "0xd4d": "Cortex-A715",
+    "0xd4e": "Cortex-X3",
+}
 
 
 def _cpuinfo_lines(path: Path) -> list[str]:
@@ -38,7 +64,31 @@ def cpu_features(cpuinfo: str = "/proc/cpuinfo", machine: str | None = None) -> 
     return tuple(sorted(found))
 
 
+def core_types(cpuinfo: str = "/proc/cpuinfo") -> dict[str, int]:
+    """Cores by type: Arm cores by their ``CPU part`` (big.LITTLE boards list two kinds), x86 by model name."""
+    counts: dict[str, int] = {}
+    for line in _cpuinfo_lines(Path(cpuinfo)):
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        name = None
+        if key == "CPU part":
+            name = ARM_PARTS.get(value.lower(), f"Arm part {value}")
+        elif key == "model name" and not value.startswith("ARMv"):
+            name = value
+        if name:
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's name: x86 ``model name``; on Arm, the core types (qemu and most boards print only 'ARMv8')."""
+    for line in _cpuinfo_lines(Path(cpuinfo)):
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and not value.strip().startswith("ARMv"):
+            return value.strip()
+    cores = core_types(cpuinfo)
+    if cores:
+        return " + ".join(f"{n}x {name}" for name, n in cores.items())
     for line in _cpuinfo_lines(Path(cpuinfo)):
         key, _, value = line.partition(":")
         if key.strip() in ("model name", "Model", "Hardware", "cpu model"):
@@ -67,15 +117,100 @@ def _read(path: str) -> str | None:
         return None
 
 
-def board_model() -> str | None:
+def board_model(root: str = "/") -> str | None:
     """The board, e.g. 'Raspberry Pi 5 Model B Rev 1.0', from the device tree (ARM boards) or DMI (PCs)."""
+    r = Path(root)
+    dmi = (_read(str(r / "sys/class/dmi/id/sys_vendor")), _read(str(r / "sys/class/dmi/id/product_name")))
     return (
-        _read("/proc/device-tree/model")
-        or _read("/sys/firmware/devicetree/base/model")
-        or (
-            " ".join(x for x in (_read("/sys/class/dmi/id/sys_vendor"), _read("/sys/class/dmi/id/product_name")) if x)
-            or None
-        )
+        _read(str(r / "proc/device-tree/model"))
+        or _read(str(r / "sys/firmware/devicetree/base/model"))
+        or (" ".join(x for x in dmi if x) or None)
+    )
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Defaults for a kind of device: power per busy core for the energy estimate, and where the figure is from."""
+
+    name: str
+    watts_per_core: float
+    source: str
+
+
+#: Chosen by the detected board; every figure is rough and every estimate is labelled as one.
+PROFILES = {
+    "raspberry pi 4": Profile(
+        "raspberry pi 4",
+        0.8,
+        "chipwired.com/raspberry-pi-power-use: a Pi 4 measured at the USB supply, 2.2 W idle and 5.4 W under high "
+        "CPU load; (5.4 - 2.2) W over 4 cores",
+    ),
+    "raspberry pi 5": Profile(
+        "raspberry pi 5",
+        1.6,
+        "no public per-core measurement found; twice the Pi 4 figure, as Raspberry Pi's 27 W supply for the Pi 5 "
+        "is to the Pi 4's 15 W. The board's own PMIC (vcgencmd pmic_read_adc) is measured instead when present",
+    ),
+    "jetson orin nano": Profile(
+        "jetson orin nano",
+        1.5,
+        "NVIDIA Jetson Orin Nano module power budget of 7 W to 15 W (datasheet); about 9 W of the 15 W mode over "
+        "its 6 Cortex-A78AE cores. Its INA3221 rails (hwmon) are measured instead when present",
+    ),
+    "aarch64": Profile("aarch64", 1.5, "no board recognised: the Jetson figure, as a middle of Arm boards"),
+    "x86_64-laptop": Profile(
+        "x86_64-laptop",
+        3.5,
+        "15 W sustained package power, the default TDP Intel and AMD publish for U-series laptop CPUs, over 4 "
+        "cores. RAPL is measured instead when readable",
+    ),
+    "x86_64": Profile("x86_64", 6.0, "a server or desktop core at full load: rough; RAPL is measured when readable"),
+}
+
+
+def profile_for(board: str | None, machine: str, root: str = "/") -> Profile:
+    """The profile of the detected board, else of the architecture (a battery says laptop)."""
+    b = (board or "").lower()
+    for key in ("raspberry pi 5", "raspberry pi 4", "jetson orin nano"):
+        if key in b:
+            return PROFILES[key]
+    if "jetson" in b:
+        return PROFILES["jetson orin nano"]
+    if machine in ("aarch64", "arm64"):
+        return PROFILES["aarch64"]
+    supply = Path(root) / "sys/class/power_supply"
+    if (supply / "BAT0").exists() or (supply / "BAT1").exists():
+        return PROFILES["x86_64-laptop"]
+    return PROFILES["x86_64"]
+
+
+@dataclass(frozen=True)
+class Device:
+    """What ``detect`` reads off a machine (or a recorded tree of one, for tests)."""
+
+    machine: str
+    cpu: str
+    cores: dict[str, int]
+    features: tuple[str, ...]
+    board: str | None
+    quantization_target: str
+    profile: Profile
+
+
+def detect(root: str = "/", machine: str | None = None) -> Device:
+    """Reads ``root``/proc/cpuinfo, the device tree and DMI. ``root`` other than "/" is a recorded tree."""
+    machine = machine or platform.machine()
+    cpuinfo = str(Path(root) / "proc/cpuinfo")
+    features = cpu_features(cpuinfo, machine)
+    board = board_model(root)
+    return Device(
+        machine=machine,
+        cpu=cpu_model(cpuinfo),
+        cores=core_types(cpuinfo),
+        features=features,
+        board=board,
+        quantization_target=quantization_target(features, machine),
+        profile=profile_for(board, machine, root),
     )
 
 
@@ -100,10 +235,13 @@ def describe() -> dict:
 
     from . import kernels
 
+    found = detect()
     return {
-        "cpu": cpu_model(),
-        "machine": platform.machine(),
+        "cpu": found.cpu,
+        "machine": found.machine,
         "cores": os.cpu_count(),
+        "core_types": found.cores,
+        "profile": found.profile.name,
         "features": list(cpu_features()),
         "board": board_model(),
         "os": os_name(),

@@ -6,6 +6,7 @@ Also the pure build (EDGERT_NO_EXTENSIONS=1 at build time), which must work on t
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -105,7 +106,6 @@ def test_installed_wheels_run_outside_the_tree(dist, venv, minilm_bundle, tmp_pa
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "EDGERT_NO_EXTENSIONS")}
     code = CHECK.format(venv=str(venv), bundle=str(minilm_bundle))
     import json
-    import shutil
 
     compiled = json.loads(_run([py, "-c", code], cwd=tmp_path, env=env).stdout)
     assert compiled["kernels"] == "cython" and compiled["same"]
@@ -126,3 +126,29 @@ def test_installed_wheels_run_outside_the_tree(dist, venv, minilm_bundle, tmp_pa
     pure = json.loads(_run([py, "-c", code], cwd=tmp_path, env=env).stdout)
     assert pure["kernels"] == "numpy" and pure["same"]
     np.testing.assert_allclose(compiled["vector"], pure["vector"], atol=1e-6)
+
+
+def test_failed_compile_falls_back_locally_and_fails_a_release(tmp_path):
+    src = tmp_path / "src"  # a copy of the tracked sources, so no compiled kernel of the checkout is reused
+    src.mkdir()
+    files = subprocess.run(
+        ["git", "-C", REPO, "ls-files", "-co", "--exclude-standard"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in files:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, src / name)
+    env = {k: v for k, v in os.environ.items() if k not in ("EDGERT_REQUIRE_EXTENSIONS", "EDGERT_NO_EXTENSIONS")}
+    env["CC"] = "/bin/false"  # a compiler that always fails
+    cmd = [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", tmp_path / "out", src]
+    local = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env)
+    assert local.returncode == 0, local.stderr[-3000:]
+    assert "compiling the Cython kernels failed" in local.stdout + local.stderr
+    (wheel,) = (tmp_path / "out").glob("edgert-*.whl")
+    assert not [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".so")]
+    release = subprocess.run(
+        [str(c) for c in cmd[:-3]] + ["--outdir", str(tmp_path / "rel"), str(src)],
+        capture_output=True,
+        text=True,
+        env={**env, "EDGERT_REQUIRE_EXTENSIONS": "1"},
+    )
+    assert release.returncode != 0 and not list((tmp_path / "rel").glob("*.whl"))

@@ -216,16 +216,6 @@ class PmicMeter(_Sampled):
 
 # Estimate
 
-#: Watts per fully busy core, by device. Rough, and always reported as an estimate.
-POWER_PROFILES = {
-    "raspberry pi 5": 1.6,
-    "raspberry pi 4": 1.0,
-    "jetson": 1.5,
-    "aarch64": 1.5,
-    "x86_64-laptop": 4.0,
-    "x86_64": 6.0,
-}
-
 
 @dataclass
 class EstimateMeter:
@@ -250,16 +240,12 @@ class EstimateMeter:
         return (t.user + t.system - self._cpu) * self.watts_per_core
 
 
-def profile_for(board: str | None, machine: str) -> tuple[str, float]:
-    b = (board or "").lower()
-    for key in ("raspberry pi 5", "raspberry pi 4", "jetson"):
-        if key in b:
-            return key, POWER_PROFILES[key]
-    if machine in ("aarch64", "arm64"):
-        return "aarch64", POWER_PROFILES["aarch64"]
-    if Path("/sys/class/power_supply/BAT0").exists() or Path("/sys/class/power_supply/BAT1").exists():
-        return "x86_64-laptop", POWER_PROFILES["x86_64-laptop"]
-    return "x86_64", POWER_PROFILES["x86_64"]
+def profile_for(board: str | None, machine: str, root: str = "/") -> tuple[str, float]:
+    """(profile name, watts per busy core) of the detected board; see ``edgert.device.PROFILES``."""
+    from ..device import profile_for as _profile
+
+    p = _profile(board, machine, root)
+    return p.name, p.watts_per_core
 
 
 METERS = ("rapl", "hwmon", "vcgencmd")

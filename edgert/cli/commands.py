@@ -156,13 +156,18 @@ def cmd_device(args) -> int:
     d = describe()
     rows = [
         ("cpu", d["cpu"]),
-        ("cores", str(d["cores"])),
+        (
+            "cores",
+            f"{d['cores']}"
+            + (f" ({', '.join(f'{n}x {t}' for t, n in d['core_types'].items())})" if d["core_types"] else ""),
+        ),
         ("machine", d["machine"]),
         ("features", " ".join(d["features"]) or "-"),
         ("board", d["board"] or "-"),
         ("os", d["os"]),
         ("governor", d["governor"] or "-"),
         ("quantization target", d["quantization_target"]),
+        ("device profile", d["profile"]),
         ("onnxruntime", f"{d['onnxruntime']} ({', '.join(d['providers'])})"),
         ("kernels", d["kernels"]),
     ]

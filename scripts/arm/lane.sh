@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The aarch64 lane (`make test-arm`): builds edgert's aarch64 wheel inside an emulated arm64 Debian root, installs
+# it in a fresh venv outside the source tree, runs the runtime's tests there as a Raspberry Pi 4 (cortex-a72),
+# compares embeddings with x86_64, and runs `edgert device` and `edgert bench` as a Pi 4 and as a Pi 5
+# (cortex-a76, with dot-product instructions). Bundles are exported on the host: torch has no usable aarch64 wheel.
+# Timings under emulation mean nothing; the lane checks results, never speed.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+here="$repo/scripts/arm"
+. "$here/env.sh"
+t0=$(date +%s)
+step() { log "[$(( $(date +%s) - t0 )) s] $*"; }
+
+bash "$here/setup.sh"
+host_py="$repo/.venv/bin/python"
+[ -x "$host_py" ] || die "no host venv: run scripts/test.sh (or scripts/bootstrap.sh dev) first"
+
+work="$root/work"
+mount_root
+trap umount_root EXIT
+rm -rf "$work" && mkdir -p "$work"
+out="${EDGERT_ARM_OUT:-$repo/.edgert/arm}"
+rm -rf "$out" && mkdir -p "$out"
+
+# 1. Bundles, exported on the host once per source version: the test suite's, and for the cross-architecture
+#    comparison an fp32 bundle and two int8 recipes exported for arm64 (weight-only int8 and dynamic int8).
+key="$(cd "$repo" && git ls-files -co --exclude-standard edgert tests/bundles.py pyproject.toml | sort | xargs sha256sum | sha256sum | cut -c1-16)"
+bundles="$cache/bundles-$key"
+if [ ! -f "$bundles/.done" ]; then
+  step "exporting the test bundles on the host"
+  rm -rf "$cache"/bundles-* && mkdir -p "$bundles"
+  (cd "$repo" && HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 EDGERT_HOME="$bundles/.home" "$host_py" -m tests.bundles "$bundles")
+  for spec in "w8 int8-weights" "dyn dynamic"; do
+    set -- $spec
+    HF_HUB_OFFLINE=1 EDGERT_HOME="$bundles/.home" "$repo/.venv/bin/edgert" export minilm -o "$bundles/arm-$1" \
+      --quantize "$2" --target arm64 > "$bundles/arm-$1.log" 2>&1 || { cat "$bundles/arm-$1.log" >&2; die "export for arm64 failed"; }
+  done
+  rm -rf "$bundles/.home" && touch "$bundles/.done"
+fi
+cp -r "$bundles" "$work/bundles"
+
+# 2. The aarch64 wheel, built in the root from the tracked sources, repaired to manylinux by auditwheel. Compiling
+#    under emulation takes minutes, so a wheel is cached per version of the packaged sources.
+wkey="$(cd "$repo" && git ls-files -co --exclude-standard edgert kernels setup.py pyproject.toml MANIFEST.in README.md \
+  | sort | xargs sha256sum | sha256sum | cut -c1-16)"
+wcache="$cache/wheel-$wkey"
+mkdir -p "$work/wheelhouse"
+if [ -f "$wcache/.done" ]; then
+  step "reusing the aarch64 wheel built from these sources ($wcache)"
+  cp "$wcache"/*.whl "$work/wheelhouse/"
+else
+  step "building the aarch64 wheel (compiles the Cython kernels under emulation)"
+  mkdir -p "$work/src"
+  (cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - ) | tar -xf - -C "$work/src"
+  in_root sh -c 'cd /work/src && /opt/deps/bin/python -m build --wheel --no-isolation --outdir /work/dist > /work/build.log 2>&1' \
+    || { tail -40 "$work/build.log" >&2; die "the aarch64 wheel did not build"; }
+  in_root sh -c 'cd /work && /opt/deps/bin/auditwheel repair --wheel-dir /work/wheelhouse dist/*.whl > /work/auditwheel.log 2>&1' \
+    || { tail -20 "$work/auditwheel.log" >&2; die "auditwheel repair failed"; }
+  rm -rf "$cache"/wheel-* && mkdir -p "$wcache" && cp "$work"/wheelhouse/*.whl "$wcache/" && touch "$wcache/.done"
+fi
+wheel="$(cd "$work/wheelhouse" && ls edgert-*manylinux*_aarch64.whl)"
+cp "$work/wheelhouse/$wheel" "$out/"
+step "wheel: $wheel ($(du -k "$work/wheelhouse/$wheel" | cut -f1) KiB)"
+
+# 3. A fresh venv outside the source tree: the dependencies come from the cached venv through a .pth file,
+#    edgert only from the wheel. The compiled kernels must be the ones in use.
+in_root /usr/bin/python3 -m venv /work/venv
+site=$(in_root /opt/deps/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+venv_site=$(in_root /work/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$site" > "$root$venv_site/edgert-lane-deps.pth"
+in_root /work/venv/bin/python -m pip install -q --disable-pip-version-check --no-index --no-deps "/work/wheelhouse/$wheel"
+in_root sh -c 'cd / && /work/venv/bin/python -c "
+import edgert, edgert.kernels as k, sys
+assert edgert.__file__.startswith(\"/work/venv/\"), edgert.__file__
+assert edgert.KERNELS == \"cython\", edgert.KERNELS
+print(\"arm: installed\", edgert.__version__, \"from the wheel, kernels\", edgert.KERNELS, file=sys.stderr)
+"'
+
+# 4. The runtime's tests as a Raspberry Pi 4 (no dot-product instructions), on the host-exported bundles.
+step "running the test suite under QEMU_CPU=cortex-a72 (tests that need torch are skipped, with the reason)"
+mkdir -p "$work/t" && cp -r "$repo/tests" "$work/t/tests" && cp "$repo/pyproject.toml" "$work/t/"
+if ! QEMU_CPU=cortex-a72 EDGERT_ARM_ENV="EDGERT_TEST_BUNDLES=/work/bundles EDGERT_REQUIRE_EXTENSIONS=1" \
+  in_root sh -c 'cd /work/t && /work/venv/bin/python -m pytest -q -p no:cacheprovider -rs tests --ignore=tests/test_wheel.py' > "$out/pytest.log" 2>&1; then
+  tail -60 "$out/pytest.log" >&2
+  die "the test suite failed on aarch64 (full log: $out/pytest.log)"
+fi
+grep -E "passed|failed" "$out/pytest.log" | tail -1 | sed 's/^/arm: cortex-a72: /' >&2
+
+# 5. The same texts embedded on both architectures: fp32 must agree to a cosine of 0.99999; int8 is reported.
+step "comparing embeddings with x86_64"
+cp "$here/parity.py" "$work/parity.py"
+"$host_py" "$here/parity.py" embed "$out/x86_64-w8.npz" fp32="$bundles/arm-w8" int8="$bundles/arm-w8"
+"$host_py" "$here/parity.py" embed "$out/x86_64-dyn.npz" int8="$bundles/arm-dyn"
+for cpu in cortex-a72 cortex-a76; do
+  QEMU_CPU=$cpu in_root /work/venv/bin/python /work/parity.py embed "/work/$cpu-w8.npz" fp32=/work/bundles/arm-w8 int8=/work/bundles/arm-w8
+  QEMU_CPU=$cpu in_root /work/venv/bin/python /work/parity.py embed "/work/$cpu-dyn.npz" int8=/work/bundles/arm-dyn
+  cp "$work/$cpu-w8.npz" "$work/$cpu-dyn.npz" "$out/"
+done
+"$host_py" "$here/parity.py" compare "$out/x86_64-w8.npz" "$out/cortex-a72-w8.npz" "$out/cortex-a76-w8.npz" > "$out/parity-w8.json" \
+  || { cat "$out/parity-w8.json" >&2; die "fp32 embeddings differ between x86_64 and aarch64"; }
+"$host_py" "$here/parity.py" compare "$out/x86_64-dyn.npz" "$out/cortex-a72-dyn.npz" "$out/cortex-a76-dyn.npz" > "$out/parity-dyn.json"
+"$host_py" - "$out" <<'PY' >&2
+import json, sys
+out = sys.argv[1]
+for name in ("w8", "dyn"):
+    for key, r in json.load(open(f"{out}/parity-{name}.json"))["results"].items():
+        print(f"arm: parity {name} {key.rsplit('/', 1)[-1]}: min cosine vs x86_64 {r['min_cosine']:.8f}, "
+              f"bitwise equal {r['bitwise_equal']}" + (f", vs fp32 there {r['vs_fp32_min_cosine_here']:.6f}" if "vs_fp32_min_cosine_here" in r else ""))
+PY
+
+# 6. Device detection and bench as a Pi 4 and as a Pi 5: the preset must follow the dot-product instructions.
+for cpu in cortex-a72 cortex-a76; do
+  step "edgert device and edgert bench --quick under QEMU_CPU=$cpu"
+  QEMU_CPU=$cpu in_root /work/venv/bin/edgert device > "$out/device-$cpu.txt"
+  QEMU_CPU=$cpu in_root /work/venv/bin/edgert bench /work/bundles/arm-w8 --quick --cold-runs 1 --batch-sizes 1,4 \
+    --json "/work/bench-$cpu.json" > "$out/bench-$cpu.txt" 2>&1 || { cat "$out/bench-$cpu.txt" >&2; die "bench failed under $cpu"; }
+  cp "$work/bench-$cpu.json" "$out/"
+done
+grep -q "quantization target *arm64$" "$out/device-cortex-a72.txt" || { cat "$out/device-cortex-a72.txt" >&2; die "cortex-a72 should give the arm64 preset"; }
+grep -q "quantization target *arm64_dotprod$" "$out/device-cortex-a76.txt" || { cat "$out/device-cortex-a76.txt" >&2; die "cortex-a76 should give the arm64_dotprod preset"; }
+diff <(grep -E "^(features|quantization target)" "$out/device-cortex-a72.txt") \
+     <(grep -E "^(features|quantization target)" "$out/device-cortex-a76.txt") | sed 's/^/arm: a72 vs a76: /' >&2 || true
+step "done; results in $out"
