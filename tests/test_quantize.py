@@ -8,6 +8,7 @@ shuffled batches of 32).
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 import unicodedata
@@ -96,8 +97,10 @@ def test_chosen_model_meets_the_budget_on_held_apart_texts(minilm_bundle):
     got = _alone(int8, VALIDATION)
     cos = _cos(ref, got)
     assert cos.min() >= 0.99 and cos.mean() >= 0.998
-    row = next(r for r in Bundle.open(minilm_bundle).card["search"]["candidates"] if r["recipe"].startswith("int8"))
-    assert row["min_cosine"] == pytest.approx(cos.min(), abs=1e-6)  # the card says what this test measures
+    search = Bundle.open(minilm_bundle).card["search"]
+    row = next(r for r in search["candidates"] if r["recipe"].startswith("int8"))
+    if search["timing"]["machine"] == platform.machine():  # int8 kernels differ across architectures
+        assert row["min_cosine"] == pytest.approx(cos.min(), abs=1e-6)  # the card says what this test measures
     batched = _in_shuffled_batches(int8, VALIDATION)
     assert _cos(got, batched).min() >= 0.9999
 
