@@ -112,13 +112,17 @@ def corpus(seed: int = 0) -> list[str]:
     return [t for t in texts if t not in seen]
 
 
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec, so a child of a big
+# benchmark process would report the parent's peak.
 PEAK = r"""
-import resource, sys
+import sys
+def hwm():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 import numpy, onnxruntime, tokenizers, edgert
-imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+imports = hwm()
 if sys.argv[1] != "-":
     edgert.load(sys.argv[1], variant=sys.argv[2]).embed(["one text, as an app would"])
-print(imports, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(imports, hwm())
 """
 
 

@@ -205,7 +205,11 @@ def run(
             + ("" if budget is None else ("  meets the budget" if meets else "  misses"))
         )
     passing = [r for r in rows if r.get("meets_budget")]
-    chosen = min(passing, key=lambda r: r["latency_ms"]) if passing else None
+    chosen = None
+    if passing:
+        # the fastest; among recipes within timing noise of it (5%), the smallest, which is what a device feels
+        fastest = min(r["latency_ms"] for r in passing)
+        chosen = min((r for r in passing if r["latency_ms"] <= fastest * 1.05), key=lambda r: r["size_bytes"])
     # The fastest model that keeps the accuracy may be fp32 itself: a quantized model that is not clearly
     # faster on this CPU stays in the bundle as a smaller variant, but does not become the default.
     default = chosen["recipe"] if chosen else "fp32"
