@@ -280,3 +280,9 @@ def test_compare_real_reruns_are_not_flagged(bare_result, mixed_model):
     assert not [ch.describe(0.5) for ch in changes if ch.regression(0.5)]
     # rss is the cold-start process's peak; with no cold runs it is not measured, so it is not compared
     assert again["summary"]["rss"] is None and "rss" not in {ch.metric for ch in changes}
+
+
+def test_a_single_value_is_never_a_regression():
+    change = compare.Change("energy", 1.0, 3.0, ratio=3.0, p_value=None, higher_is_better=False, unit="mJ")
+    assert not change.regression(0.05)
+    assert "single value, no test: not judged" in change.describe(0.05)

@@ -31,9 +31,10 @@ class Change:
         return (1 / self.ratio - 1) if self.higher_is_better else (self.ratio - 1)
 
     def regression(self, threshold: float) -> bool:
-        """Significant and beyond the threshold; a single value (no samples to test) only beyond the threshold."""
+        """Significant and beyond the threshold. A single value (one energy reading, one cold-start median) has no
+        samples to test, so it is shown but never called a regression: one reading cannot tell noise from change."""
         if self.p_value is None:
-            return self.worse_by() > threshold
+            return False
         return self.significant and self.worse_by() > threshold
 
     def describe(self, threshold: float) -> str:
@@ -47,7 +48,7 @@ class Change:
             if self.unit in ("MiB", "mJ"):
                 word = "higher" if slower else "lower"
         if self.p_value is None:
-            verdict = "single value, no test" + (", beyond threshold" if self.regression(threshold) else "")
+            verdict = "single value, no test: not judged"
         elif not self.significant:
             verdict = "not significant"
         elif abs(self.worse_by()) <= threshold:
