@@ -67,19 +67,19 @@ class ExportOptions:
             if not self.candidates:
                 raise ExportError("--candidates names no recipe")
             for name in self.candidates:
-                recipes.by_name(name, "avx2")  # a clear error for an unknown name, before any work
+                recipes.by_name(name)  # a clear error for an unknown name, before any work
 
     def recipes_for(self, target: str) -> tuple[recipes.Recipe, ...]:
         """The candidates to try: the named ones, the target's preset (auto), or the one recipe asked for."""
         if self.quantize == "auto":
             if self.candidates:
-                return tuple(recipes.by_name(n, target) for n in self.candidates)
+                return tuple(recipes.by_name(n) for n in self.candidates)
             return recipes.PRESETS[target]
         fixed = {
             "dynamic": replace(recipes.DYNAMIC, per_channel=self.per_channel),
             "static": recipes.STATIC,
             "int8-weights": recipes.WEIGHTS8,
-            "int4-weights": recipes.by_name("int4-weights-b32-acc4+emb8", target),
+            "int4-weights": recipes.by_name("int4-weights-b32-acc4+emb8"),
         }
         return (fixed[self.quantize],)
 
@@ -337,7 +337,6 @@ def export_bundle(
 
             with _quiet():
                 agreement, torch_params = measure(source, task, tmp, list(models))
-        sizes = {v: (tmp / f).stat().st_size for v, f in models.items()}
         invariance: dict[str, Any] = {}
         if record is not None:
             invariance["fp32"] = record["fp32_batch_invariance"]
@@ -345,10 +344,14 @@ def export_bundle(
                 if v != "fp32":
                     invariance[v] = quant["batch_invariance"]["min_cosine"]
         elif task != "image-classification":
-            from .calibration import builtin_texts
+            from ..quality import builtin_texts
 
             texts = builtin_texts("validation")
             invariance["fp32"] = _text_invariance(tmp, task, "fp32", texts)["min_cosine"]
+        # weights in files of their own: memory-mapped at load (see card.externalize)
+        model_data = {v: card.externalize(tmp / f).name for v, f in models.items()}
+        manifest["model_data"] = model_data
+        sizes = {v: sum((tmp / f).stat().st_size for f in (models[v], model_data[v])) for v in models}
         manifest["card"] = {
             "parameters": torch_params,
             "onnx_parameters": graph["parameters"],
@@ -366,11 +369,6 @@ def export_bundle(
         if record is not None:
             manifest["card"]["search"] = record
         with steps.step("write the manifest and move the bundle into place"):
-            # weights in files of their own: memory-mapped at load (see card.externalize)
-            manifest["model_data"] = {v: card.externalize(tmp / f).name for v, f in models.items()}
-            manifest["card"]["size_bytes"] = {
-                v: sum((tmp / f).stat().st_size for f in (models[v], manifest["model_data"][v])) for v in models
-            }
             manifest["provenance"] = {
                 "name": source.catalog or Path(source.location).name,
                 "source": source.spec,

@@ -81,8 +81,8 @@ def recipe_names() -> list[str]:
     return sorted({r.name for rs in PRESETS.values() for r in rs})
 
 
-def by_name(name: str, target: str) -> Recipe:
-    for r in (*PRESETS.get(target, ()), *(r for rs in PRESETS.values() for r in rs)):
+def by_name(name: str) -> Recipe:
+    for r in (r for rs in PRESETS.values() for r in rs):
         if r.name == name:
             return r
     raise ExportError(f"unknown recipe {name!r} (known: {', '.join(recipe_names())})")
