@@ -15,7 +15,17 @@ KERNELS = ("packing", "pooling", "scores", "image")
 
 
 class OptionalBuildExt(build_ext):
-    """Compile errors fall back to pure Python, unless compiled kernels are required."""
+    """Compile errors fall back to pure Python, unless compiled kernels are required.
+
+    The kernels compile in parallel, one per CPU, unless -j or EDGERT_BUILD_JOBS says otherwise: each is a large
+    generated C file, and under emulation (the aarch64 lane) one takes about two minutes.
+    """
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:
+            jobs = os.environ.get("EDGERT_BUILD_JOBS", "")
+            self.parallel = int(jobs) if jobs.isdigit() and int(jobs) > 0 else True
 
     def run(self):
         try:

@@ -51,7 +51,9 @@ def test_int8_agreement_is_measured(int8, fp32, st_model):
 
 
 def test_order_is_restored_after_length_bucketing(fp32):
-    shuffled = CORPUS[::-1] + CORPUS[:5]
+    # under qemu a 256-token text costs seconds: the short texts still land in buckets of different lengths
+    corpus = [t for t in CORPUS if len(t) < 200] if EMULATED else CORPUS
+    shuffled = corpus[::-1] + corpus[:5]
     together = fp32.embed(shuffled, batch_size=4)
     alone = np.stack([fp32.embed([t])[0] for t in shuffled])
     np.testing.assert_allclose(together, alone, atol=2e-5)
@@ -84,14 +86,15 @@ def test_bad_inputs(fp32):
 
 
 def test_exotic_texts_embed(fp32):
-    exotic = ["", " ", "\t\n", "\x00\x01\x02", "🙂" * 500, "中" * 2000, "a" * 100_000, "\u200b\u200d"]
+    n = 40 if EMULATED else 1  # under qemu the same kinds of text, shorter: truncation has its own test
+    exotic = ["", " ", "\t\n", "\x00\x01\x02", "🙂" * (500 // n), "中" * (2000 // n), "a" * 100_000, "\u200b\u200d"]
     out = fp32.embed(exotic)
     assert np.isfinite(out).all() and out.shape == (len(exotic), 384)
 
 
 def test_many_threads_share_one_model(int8):
     # under qemu every run costs 20-50x: fewer, shorter texts, the same 8 threads racing on one session
-    texts = [t for t in CORPUS if len(t) < 200] if EMULATED else CORPUS * 3
+    texts = [t for t in CORPUS if len(t) < 60] if EMULATED else CORPUS * 3
     serial = int8.embed(texts, batch_size=8)
     results, errors = {}, []
 

@@ -54,7 +54,7 @@ else
   (cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - ) | tar -xf - -C "$work/src"
   in_root sh -c 'cd /work/src && /opt/deps/bin/python -m build --wheel --no-isolation --outdir /work/dist > /work/build.log 2>&1' \
     || { tail -40 "$work/build.log" >&2; die "the aarch64 wheel did not build"; }
-  in_root sh -c 'cd /work && /opt/deps/bin/auditwheel repair --wheel-dir /work/wheelhouse dist/*.whl > /work/auditwheel.log 2>&1' \
+  in_root sh -c 'cd /work && /opt/deps/bin/python -m auditwheel repair --wheel-dir /work/wheelhouse dist/*.whl > /work/auditwheel.log 2>&1' \
     || { tail -20 "$work/auditwheel.log" >&2; die "auditwheel repair failed"; }
   rm -rf "$cache"/wheel-* && mkdir -p "$wcache" && cp "$work"/wheelhouse/*.whl "$wcache/" && touch "$wcache/.done"
 fi
@@ -64,11 +64,12 @@ step "wheel: $wheel ($(du -k "$work/wheelhouse/$wheel" | cut -f1) KiB)"
 
 # 3. A fresh venv outside the source tree: the dependencies come from the cached venv through a .pth file,
 #    edgert only from the wheel. The compiled kernels must be the ones in use.
-in_root /usr/bin/python3 -m venv /work/venv
+in_root /usr/bin/python3 -m venv --without-pip /work/venv   # pip is the deps venv's, run with --python
 site=$(in_root /opt/deps/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 venv_site=$(in_root /work/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$site" > "$root$venv_site/edgert-lane-deps.pth"
-in_root /work/venv/bin/python -m pip install -q --disable-pip-version-check --no-index --no-deps "/work/wheelhouse/$wheel"
+in_root /opt/deps/bin/python -m pip --python /work/venv/bin/python install -q --disable-pip-version-check --no-index --no-deps \
+  "/work/wheelhouse/$wheel"
 in_root sh -c 'cd / && /work/venv/bin/python -c "
 import edgert, edgert.kernels as k, sys
 assert edgert.__file__.startswith(\"/work/venv/\"), edgert.__file__
