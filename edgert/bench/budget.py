@@ -117,24 +117,27 @@ def load_file(path: str | Path) -> list[Limit]:
     return limits
 
 
-def evaluate(limits: list[Limit], summary: dict[str, float | None]) -> list[dict[str, Any]]:
-    """One row per limit: measured value, pass/fail, or 'not measured' (which fails: a budget must be checked).
+def evaluate(limits: list[Limit], summaries: dict[str, dict[str, float | None]]) -> list[dict[str, Any]]:
+    """One row per limit and configuration (e.g. "threads=1"): measured value, pass/fail, or 'not measured'
+    (which fails: a budget must be checked). Every configuration is judged; each row names the one it judges.
 
     rss and cold come from the cold-start runs, so --cold-runs 0 leaves them unmeasured.
     """
 
     rows = []
     for lim in limits:
-        measured = summary.get(lim.metric)
-        ok = measured is not None and lim.check(measured)
-        rows.append(
-            {
-                "budget": lim.text,
-                "metric": lim.metric,
-                "limit": lim.value,
-                "unit": lim.unit,
-                "measured": measured,
-                "passed": ok,
-            }
-        )
+        for config, summary in summaries.items():
+            measured = summary.get(lim.metric)
+            ok = measured is not None and lim.check(measured)
+            rows.append(
+                {
+                    "budget": lim.text,
+                    "config": config,
+                    "metric": lim.metric,
+                    "limit": lim.value,
+                    "unit": lim.unit,
+                    "measured": measured,
+                    "passed": ok,
+                }
+            )
     return rows

@@ -27,9 +27,10 @@ def main() -> None:
         seq_len=spec.get("seq_len", 128),
         shapes=parse_shapes(spec.get("shapes", [])),
         input_file=Path(spec["input_file"]) if spec.get("input_file") else None,
+        values=spec.get("values") or {},
     )
     t_load = time.perf_counter()
-    target.make_call(1)()
+    target.make_call(target.latency_batch)()
     t_first = time.perf_counter()
     # The parent's wall clock (process start to the "ready" line) is the cold start; these are parts of it.
     timings = {

@@ -1,15 +1,22 @@
-"""`edgert compare A.json B.json`: the ratio of B to A for each metric, with a Mann-Whitney U test on the raw
-samples. A change is flagged only when it is both significant and larger than the threshold, so that reruns of
-the same build on a noisy machine are not called regressions."""
+"""`edgert compare A.json B.json`: B relative to A for each metric, judged on independent round summaries.
+
+Latency samples from one process are autocorrelated, so a test on them is far too confident: reruns of one build
+were called regressions with p-values near 1e-15. Each bench run is made of rounds in fresh worker processes;
+compare tests the rounds' medians (Welch's t on their logs), gives the ratio with a confidence interval, and
+flags a change only when it is both significant and beyond the threshold. A run measured on a busy machine is
+shown but does not fail CI unless --strict. Runs of different models, inputs or settings are refused unless
+--force, which says what differs. A single value (one energy reading, one rss figure) is never judged.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from . import stats
 
 ALPHA = 0.01
+CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -17,10 +24,13 @@ class Change:
     metric: str
     a: float
     b: float
-    ratio: float  # b / a of the medians
+    ratio: float  # b / a of the round medians
     p_value: float | None
     higher_is_better: bool
     unit: str
+    low: float | None = None  # confidence interval of the ratio
+    high: float | None = None
+    rounds: tuple[int, int] = (1, 1)
 
     @property
     def significant(self) -> bool:
@@ -31,8 +41,8 @@ class Change:
         return (1 / self.ratio - 1) if self.higher_is_better else (self.ratio - 1)
 
     def regression(self, threshold: float) -> bool:
-        """Significant and beyond the threshold. A single value (one energy reading, one cold-start median) has no
-        samples to test, so it is shown but never called a regression: one reading cannot tell noise from change."""
+        """Significant and beyond the threshold. Fewer than three rounds on either side (one energy reading, one
+        rss figure) cannot tell noise from change: shown, never called a regression."""
         if self.p_value is None:
             return False
         return self.significant and self.worse_by() > threshold
@@ -48,55 +58,115 @@ class Change:
             if self.unit in ("MiB", "mJ"):
                 word = "higher" if slower else "lower"
         if self.p_value is None:
-            verdict = "single value, no test: not judged"
+            verdict = (
+                "too few rounds to test: not judged" if max(self.rounds) > 1 else "single value, no test: not judged"
+            )
         elif not self.significant:
             verdict = "not significant"
         elif abs(self.worse_by()) <= threshold:
             verdict = f"significant, within {threshold:.0%}"
         else:
             verdict = "significant"
-        p = f", p={self.p_value:.2g}" if self.p_value is not None else ""
-        return f"{self.metric} {factor:.2f}x {word} ({verdict}{p}): {self.a:.4g} -> {self.b:.4g} {self.unit}"
+        detail = ""
+        if self.p_value is not None:
+            detail = (
+                f", p={self.p_value:.2g}, ratio {self.ratio:.3f} [{self.low:.3f}, {self.high:.3f}] "
+                f"{CONFIDENCE:.0%} CI, {self.rounds[0]} vs {self.rounds[1]} rounds"
+            )
+        return f"{self.metric} {factor:.2f}x {word} ({verdict}{detail}): {self.a:.4g} -> {self.b:.4g} {self.unit}"
 
 
-def _test(a: list[float], b: list[float]) -> float | None:
-    if len(a) < 3 or len(b) < 3:
-        return None
-    from scipy.stats import mannwhitneyu
-
-    if np.array_equal(np.sort(a), np.sort(b)):
-        return 1.0
-    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
-
-
-def _samples(result: dict[str, Any]) -> dict[str, tuple[list[float], bool, str]]:
-    """metric -> (samples, higher is better, unit). Keys pair up configurations by thread count and batch."""
+def _rounds(result: dict[str, Any]) -> dict[str, tuple[list[float], bool, str]]:
+    """metric -> (one summary per independent round, higher is better, unit)."""
     out = {}
     for c in result.get("configs", []):
         t = c["threads"] or "auto"
-        lat = (c.get("latency") or {}).get("samples") or []
-        if lat:
-            ms = [x / 1e6 for x in lat]
-            out[f"latency p50 (threads {t})"] = (ms, False, "ms")
+        lat = c.get("latency") or {}
+        per_round = lat.get("rounds_p50_ms")
+        if per_round:
+            out[f"latency p50 (threads {t})"] = (list(per_round), False, "ms")
+        elif lat.get("samples"):  # a result without rounds: its one median, never tested
+            out[f"latency p50 (threads {t})"] = ([stats.median(lat["samples"]) / 1e6], False, "ms")
         for x in c.get("throughput", []):
-            per = [x["batch"] * 1e9 / s for s in x["run"]["samples"]]
-            out[f"throughput batch {x['batch']} (threads {t})"] = (per, True, "items/s")
+            rates = x.get("rounds_items_per_s") or [x["items_per_s"]]
+            out[f"throughput batch {x['batch']} (threads {t})"] = (list(rates), True, "items/s")
     cold = (result.get("cold_start") or {}).get("runs") or []
-    if cold:
+    if cold:  # each cold start is its own fresh process: independent by construction
         out["cold start"] = (list(cold), False, "ms")
     return out
 
 
+def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """What makes two runs measure different things: the model, its input, the settings, the CPU."""
+    ta, tb = a.get("target") or {}, b.get("target") or {}
+    sa, sb = a.get("settings") or {}, b.get("settings") or {}
+    ma, mb = a.get("machine") or {}, b.get("machine") or {}
+    checks = [
+        ("model", ta.get("model_sha256") or ta.get("path"), tb.get("model_sha256") or tb.get("path")),
+        ("variant", ta.get("variant"), tb.get("variant")),
+        ("input", ta.get("description"), tb.get("description")),
+        ("threads", [c.get("threads") for c in a.get("configs", [])], [c.get("threads") for c in b.get("configs", [])]),
+        ("cpu", ma.get("cpu"), mb.get("cpu")),
+    ]
+    for key in ("seq_len", "shapes", "values", "input_file", "batch_sizes"):
+        checks.append((key, sa.get(key), sb.get(key)))
+    out = []
+    for name, va, vb in checks:
+        if va != vb:
+            if name == "model":
+                va, vb = _short(va), _short(vb)
+            out.append(f"{name}: {va} vs {vb}")
+    return out
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, dict):
+        return ",".join(f"{k}@{str(h)[:12]}" for k, h in sorted(v.items()))
+    return str(v)
+
+
+def noisy(result: dict[str, Any]) -> list[str]:
+    """Why a run was measured on a busy machine (empty when it was not, or when it did not record it)."""
+    noise = result.get("noise") or {}
+    return list(noise.get("reasons") or []) if noise.get("noisy") else []
+
+
 def compare(a: dict[str, Any], b: dict[str, Any]) -> list[Change]:
-    sa, sb = _samples(a), _samples(b)
+    ra, rb = _rounds(a), _rounds(b)
     changes = []
-    for metric in [m for m in sa if m in sb]:
-        xa, hib, unit = sa[metric]
-        xb = sb[metric][0]
-        ma, mb = float(np.median(xa)), float(np.median(xb))
-        changes.append(Change(metric, ma, mb, mb / ma if ma else float("inf"), _test(xa, xb), hib, unit))
+    for metric in [m for m in ra if m in rb]:
+        xa, hib, unit = ra[metric]
+        xb = rb[metric][0]
+        ma, mb = stats.median(xa), stats.median(xb)
+        test = stats.ratio_test(xa, xb, CONFIDENCE)
+        ratio = mb / ma if ma else float("inf")
+        if test is None:
+            changes.append(Change(metric, ma, mb, ratio, None, hib, unit, rounds=(len(xa), len(xb))))
+        else:
+            changes.append(
+                Change(metric, ma, mb, ratio, test.p_value, hib, unit, test.low, test.high, (len(xa), len(xb)))
+            )
     for metric, unit in (("rss", "MiB"), ("energy", "mJ")):
         va, vb = (a.get("summary") or {}).get(metric), (b.get("summary") or {}).get(metric)
         if va and vb:
             changes.append(Change(metric, va, vb, vb / va, None, False, unit))
     return changes
+
+
+def decide(
+    a: dict[str, Any], b: dict[str, Any], changes: list[Change], fail_on: float | None, strict: bool
+) -> tuple[int, list[str]]:
+    """compare's exit code (1: a regression beyond fail_on that counts) and its notes. A run measured on a busy
+    machine has its regressions reported, not failed, unless strict."""
+    notes = []
+    busy = [(label, why) for label, r in (("A", a), ("B", b)) if (why := noisy(r))]
+    for label, why in busy:
+        notes.append(f"note: {label} was measured on a busy machine: {'; '.join(why)}")
+    for label, r in (("A", a), ("B", b)):
+        if not r.get("complete", True):
+            notes.append(f"note: {label} is an incomplete run (interrupted during {r.get('interrupted_in')})")
+    regressed = fail_on is not None and any(ch.regression(fail_on) for ch in changes)
+    if regressed and busy and not strict:
+        notes.append("note: too noisy to judge: the regression is reported, not failed (--strict fails it)")
+        return 0, notes
+    return (1 if regressed else 0), notes

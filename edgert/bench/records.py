@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EdgertError
+from . import stats
 
 SCHEMA = "edgert.bench/1"
 
@@ -37,7 +38,7 @@ class Stats:
             raise ValueError("no samples")
         ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
         mean, std = float(ms.mean()), float(ms.std(ddof=1)) if len(ms) > 1 else 0.0
-        p50, p90, p95, p99 = (float(v) for v in np.percentile(ms, [50, 90, 95, 99]))
+        p50, p90, p95, p99 = stats.percentiles(ms, [50, 90, 95, 99])
         return cls(
             len(ms), mean, std, std / mean if mean else 0.0, float(ms.min()), p50, p90, p95, p99, float(ms.max())
         )

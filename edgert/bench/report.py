@@ -15,6 +15,16 @@ def _f(v: float | None, fmt: str = "{:.2f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
+def _threads(c: dict[str, Any]) -> str:
+    """The thread count that ran, and what set it when it was not the flag."""
+    n = str(c["threads"] or "auto")
+    return f"{n} (EDGERT_THREADS)" if c.get("threads_source") == "EDGERT_THREADS" else n
+
+
 def sections(r: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) for each table; shared by the terminal and Markdown renderers."""
     out = []
@@ -31,44 +41,62 @@ def sections(r: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
         ],
         ["software", f"onnxruntime {m.get('onnxruntime')} | kernels {m.get('kernels')} | {m.get('os')}"],
     ]
+    noise = r.get("noise") or {}
+    if noise:
+        load = noise.get("load_start")
+        state = [f"load {load[0]:.2f} on {noise.get('cpus')} CPUs" if load else "load -"]
+        if noise.get("steal") is not None:
+            state.append(f"steal {noise['steal']:.1%}")
+        state.append(f"other processes {noise.get('other_processes_cores', 0):.2f} cores")
+        if noise.get("freq_mhz"):
+            state.append(f"{noise['freq_mhz']:.0f} MHz")
+        info.append(["machine state", " | ".join(state)])
+        if noise.get("noisy"):
+            info.append(["NOISY", "; ".join(noise.get("reasons") or [])])
+    for c in r.get("configs", []):
+        for why in c.get("refused") or []:
+            info.append(["refused", why])
     if not r.get("complete"):
         info.append(["status", f"INCOMPLETE: interrupted during {r.get('interrupted_in')}"])
     out.append(("Run", ["", ""], info))
     phases = []
     for c in r.get("configs", []):
-        label = str(c["threads"] or "auto")
+        label = _threads(c)
         warm = (c.get("warmup") or {}).get("stats_ms") or {}
         phases.append([label, _f(c.get("init_ms"), "{:.1f}"), _f(c.get("first_ms")), _f(warm.get("p50"))])
     cold = r.get("cold_start") or {}
     out.append(("Phases (ms)", ["threads", "init", "first inference", "warmup p50"], phases))
     lat = []
     for c in r.get("configs", []):
-        samples = (c.get("latency") or {}).get("samples") or []
+        latency = c.get("latency") or {}
+        samples = latency.get("samples") or []
         if samples:
             st = Stats.of(samples)
             lat.append(
-                [str(c["threads"] or "auto"), str(st.count)]
-                + [f"{getattr(st, k):.3f}" for k in ("p50", "p90", "p95", "p99", "max", "mean", "std")]
-                + [f"{st.cv * 100:.1f}%"]
+                [_threads(c), str(st.count), str(len(latency.get("rounds_p50_ms") or [])) or "-"]
+                + [f"{getattr(st, k):.3f}" for k in ("p50", "p90", "p95", "p99", "max")]
+                + [_pct(latency.get("spread"))]
             )
+    batch = (r.get("target") or {}).get("latency_batch", 1)
     out.append(
         (
-            "Latency, batch 1, SingleStream (ms)",
-            ["threads", "n", "p50", "p90", "p95", "p99", "max", "mean", "std", "cv"],
+            f"Latency, batch {batch}, SingleStream (ms)",
+            ["threads", "n", "rounds", "p50", "p90", "p95", "p99", "max", "spread"],
             lat,
         )
     )
     thr = [
         [
-            str(c["threads"] or "auto"),
+            _threads(c),
             str(x["batch"]),
             f"{x['items_per_s']:.1f}",
-            f"{x['batch'] * 1e3 / x['items_per_s']:.2f}",
+            f"{x.get('items_per_call', x['batch']) * 1e3 / x['items_per_s']:.2f}",
+            _pct(x.get("spread")),
         ]
         for c in r.get("configs", [])
         for x in c.get("throughput", [])
     ]
-    out.append(("Throughput, Offline", ["threads", "batch", "items/s", "ms per batch"], thr))
+    out.append(("Throughput, Offline", ["threads", "batch", "items/s", "ms per batch", "spread"], thr))
     mem = r.get("memory") or {}
     res = [
         [
@@ -89,29 +117,75 @@ def sections(r: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     out.append(("Cold start, memory, energy", ["", ""], res))
     if r.get("budget"):
         rows = [
-            [b["budget"], _f(b["measured"], "{:.3f}") + f" {b['unit']}", "PASS" if b["passed"] else "FAIL"]
+            [
+                b["budget"],
+                b.get("config", "-"),
+                _f(b["measured"], "{:.3f}") + f" {b['unit']}",
+                "PASS" if b["passed"] else "FAIL",
+            ]
             for b in r["budget"]
         ]
-        out.append(("Budget", ["budget", "measured", "result"], rows))
+        out.append(("Budget", ["budget", "config", "measured", "result"], rows))
     return out
 
 
+def _fits(header: list[str], rows: list[list[str]], width: int, gap: int, edge: int) -> bool:
+    widths = [max(len(h), *(len(row[k]) for row in rows)) for k, h in enumerate(header)]
+    return sum(widths) + gap * (len(widths) - 1) + edge <= width
+
+
 def print_rich(r: dict[str, Any], console=None) -> None:
+    """Tables that never cut a number: boxed when they fit the terminal, then without borders, then stacked
+    (one line of "name value" pairs per row, wrapped between pairs) when even that is too wide."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = console or Console()
+    width = console.width
     for title, header, rows in sections(r):
         if not rows:
             continue
         show = any(header)
-        table = Table(title=title, show_header=show, title_justify="left")
-        for h in header:
-            table.add_column(h, justify="left" if not show or h in ("threads", "budget", "") else "right")
+        heads = header if show else [""] * len(header)
+        style_of = {"FAIL": "red", "PASS": "green"}
+        if _fits(heads, rows, width, 3, 4) or _fits(heads, rows, width, 1, 0):
+            plain = not _fits(heads, rows, width, 3, 4)
+            table = Table(
+                title=title,
+                show_header=show,
+                title_justify="left",
+                box=None if plain else box.HEAVY_HEAD,
+                padding=(0, 1) if not plain else (0, 0, 0, 1),
+                show_edge=not plain,
+            )
+            for h in heads:
+                table.add_column(
+                    h, justify="left" if not show or h in ("threads", "budget", "") else "right", no_wrap=True
+                )
+            for row in rows:
+                table.add_row(*(Text(c) for c in row), style=style_of.get(row[-1]) if row else None)
+            console.print(table)
+            continue
+        console.print(Text(title, style="italic"))
         for row in rows:
-            style = "red" if row and row[-1] == "FAIL" else ("green" if row and row[-1] == "PASS" else None)
-            table.add_row(*row, style=style)
-        console.print(table)
+            pairs = [f"{h} {v}" for h, v in zip(heads, row)] if show else [": ".join(row)]
+            lines, line = [], ""
+            for pair in pairs:  # wrap between pairs, never inside one
+                if line and len(line) + 3 + len(pair) > width:
+                    lines.append(line)
+                    line = "  " + pair
+                else:
+                    line = f"{line} | {pair}" if line else pair
+            lines.append(line)
+            for ln in lines:
+                console.print(Text(ln, style=style_of.get(row[-1]) if row else None), soft_wrap=True)
+
+
+def _md(cell: str) -> str:
+    """A Markdown table cell: a | would end the cell, a newline the row."""
+    return " ".join(str(cell).split()).replace("|", "\\|")
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -119,10 +193,10 @@ def markdown(r: dict[str, Any]) -> str:
     for title, header, rows in sections(r):
         if not rows:
             continue
-        lines += [f"## {title}", ""]
+        lines += [f"## {_md(title)}", ""]
         head = header if any(header) else ["", ""]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines += ["| " + " | ".join(_md(h) for h in head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
         lines.append("")
     return "\n".join(lines)
 
@@ -136,6 +210,7 @@ def plot(r: dict[str, Any], path: Path) -> Path:
     except ImportError:
         raise MissingDependencyError("--plot needs matplotlib; run: pip install 'edgert[plot]'") from None
     fig, (ax_hist, ax_cdf, ax_thr) = plt.subplots(1, 3, figsize=(15, 4.2))
+    batches: list[int] = []
     for c in r.get("configs", []):
         samples = (c.get("latency") or {}).get("samples") or []
         if not samples:
@@ -146,16 +221,22 @@ def plot(r: dict[str, Any], path: Path) -> Path:
         ax_cdf.plot(ms, np.arange(1, len(ms) + 1) / len(ms), label=label)
         tp = c.get("throughput") or []
         ax_thr.plot([x["batch"] for x in tp], [x["items_per_s"] for x in tp], marker="o", label=label)
+        batches = sorted({x["batch"] for x in tp} | set(batches))
     ax_hist.set(title="Latency histogram, batch 1", xlabel="ms", ylabel="calls")
     ax_cdf.set(title="Latency CDF, batch 1", xlabel="ms", ylabel="fraction of calls")
     ax_cdf.grid(alpha=0.3)
     ax_thr.set(title="Throughput vs batch size", xlabel="batch size", ylabel="items/s", xscale="log")
     ax_thr.grid(alpha=0.3)
+    if batches:  # the batch sizes that ran, not the log axis' decades
+        ax_thr.set_xticks(batches, [str(b) for b in batches])
+        ax_thr.minorticks_off()
     for ax in (ax_hist, ax_cdf, ax_thr):
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
     t = r.get("target") or {}
-    fig.suptitle(f"edgert bench: {Path(t.get('path', '?')).name} ({t.get('variant')}) on {r['machine'].get('cpu')}")
+    m = r.get("machine") or {}
+    device = m.get("board") or m.get("cpu")
+    fig.suptitle(f"edgert bench: {Path(t.get('path', '?')).name} ({t.get('variant')}) on {device}")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,9 @@ energy in runs of their own so that meter sampling never disturbs the timed runs
 
 from __future__ import annotations
 
-import gc
 import json
+import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -18,10 +19,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import EdgertError
-from . import energy
+from . import energy, machine, stats
 from .memory import peak_rss_mib, rss_mib
 from .records import Run, Stats
-from .workload import open_target, parse_shapes
+from .workload import open_target, parse_shapes, parse_values
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class BenchConfig:
     energy_meter: str = "auto"
     energy_time: float = 2.0
     watts_per_core: float | None = None
+    rounds: int = 5  # independent worker processes that share min_time, min_count and throughput_time
+    values: tuple[str, ...] = ()  # --value NAME=NUMBER for raw models
 
     def __post_init__(self) -> None:
         checks = [
@@ -56,6 +59,7 @@ class BenchConfig:
                 "--min-time, --max-time, --min-count must be positive",
             ),
             (self.cold_runs >= 0 and self.warmup >= 0, "--cold-runs and --warmup must be >= 0"),
+            (1 <= self.rounds <= 100, f"--rounds must be between 1 and 100, got {self.rounds}"),
             (
                 self.energy_meter in ("auto", "off", "estimate", *energy.METERS),
                 f"--energy-meter must be auto, {', '.join(energy.METERS)}, estimate or off",
@@ -65,6 +69,7 @@ class BenchConfig:
             if not ok:
                 raise EdgertError(message)
         parse_shapes(list(self.shapes))
+        parse_values(list(self.values))
 
 
 class Progress(Protocol):
@@ -88,26 +93,28 @@ class _State:
     phase: str = "setup"
 
 
-def _timed(call, samples: list[int], *, min_time: float, min_count: int, max_time: float, progress: Progress) -> None:
-    """SingleStream: one call after another until both the minimum time and the minimum count are met."""
-    enabled = gc.isenabled()
-    gc.disable()
-    clock = time.perf_counter_ns
-    try:
-        start = clock()
-        while True:
-            t0 = clock()
-            call()
-            t1 = clock()
-            samples.append(t1 - t0)
-            elapsed = (t1 - start) / 1e9
-            if len(samples) % 16 == 0:
-                progress.update(min(elapsed, max_time))
-            if (elapsed >= min_time and len(samples) >= min_count) or elapsed >= max_time:
-                break
-    finally:
-        if enabled:
-            gc.enable()
+def _round(spec: dict[str, Any]) -> dict[str, Any]:
+    """One round in a fresh worker process (edgert.bench.worker); its failure is one line."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgert.bench.worker", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=spec["max_time"] * (2 + len(spec["batches"])) + 300,
+    )
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        raise EdgertError(lines[-1] if lines else f"a bench round failed with exit code {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def threads_in_effect(requested: int) -> tuple[int, str]:
+    """The intra-op thread count a session really gets, and what set it (EDGERT_THREADS wins over the flag)."""
+    from ..session import SessionConfig
+
+    resolved = SessionConfig(intra_op_threads=requested).resolved().intra_op_threads
+    if os.environ.get("EDGERT_THREADS"):
+        return resolved, "EDGERT_THREADS"
+    return resolved, ("--threads" if requested else "onnxruntime's choice")
 
 
 def _versions() -> dict[str, str | None]:
@@ -128,6 +135,7 @@ def _cold_start(config: BenchConfig, progress: Progress, state: _State) -> dict[
         "seq_len": config.seq_len,
         "shapes": list(config.shapes),
         "input_file": str(config.input_file) if config.input_file else None,
+        "values": parse_values(list(config.values)),
     }
     walls, parts, peaks = [], [], []
     state.result["cold_start"] = {"runs": walls, "parts": parts, "peak_rss_mib": peaks}
@@ -157,7 +165,7 @@ def _cold_start(config: BenchConfig, progress: Progress, state: _State) -> dict[
         "runs": walls,
         "parts": parts,
         "peak_rss_mib": peaks,
-        "median_ms": float(sorted(walls)[len(walls) // 2]) if walls else None,
+        "median_ms": stats.median(walls) if walls else None,
     }
 
 
@@ -221,11 +229,15 @@ def run(config: BenchConfig, progress: Progress | None = None) -> dict[str, Any]
 def _measure(config: BenchConfig, progress: Progress, state: _State, device: dict) -> None:
     r = state.result
     shapes = parse_shapes(list(config.shapes))
+    values = parse_values(list(config.values))
     rss_start = rss_mib()
     energy_call = None
+    before = machine.snapshot()
+    spreads: dict[str, float | None] = {}
     for threads in config.threads:
-        label = f"threads={threads or 'auto'}"
-        entry: dict[str, Any] = {"threads": threads}
+        effective, source = threads_in_effect(threads)
+        label = f"threads={effective or 'auto'}"
+        entry: dict[str, Any] = {"threads": effective, "threads_requested": threads, "threads_source": source}
         r["configs"].append(entry)
         state.phase = f"init ({label})"
         progress.phase(state.phase)
@@ -238,97 +250,41 @@ def _measure(config: BenchConfig, progress: Progress, state: _State, device: dic
             seq_len=config.seq_len,
             shapes=shapes,
             input_file=config.input_file,
+            values=values,
         )
         entry["init_ms"] = (time.perf_counter_ns() - t) / 1e6
         rss_loaded = rss_mib()
         if "target" not in r:
-            model = target.model
-            bundle = getattr(model, "bundle", None)
-            paths = (
-                [bundle.path / f for f in bundle.model_files(model.variant)]
-                if bundle is not None
-                else [Path(config.target)]
-            )
-            model_bytes = sum(p.stat().st_size for p in paths)  # the graph and its external weights
-            r["target"] = {
-                "path": str(config.target),
-                "kind": target.kind,
-                "task": bundle.task if bundle is not None else "raw",
-                "variant": model.variant,
-                "description": target.description,
-                "model_bytes": model_bytes,
-                **target.items,
-            }
-            r["memory"] = {
-                "rss_start_mib": rss_start,
-                "load_rss_mib": rss_loaded - rss_before,
-                "model_file_mib": model_bytes / 2**20,
-                "arena": True,
-            }
-        call1 = target.make_call(1)
+            r["target"], r["memory"] = _describe(config, target, rss_start, rss_loaded - rss_before)
+        call1 = target.make_call(target.latency_batch)
         state.phase = f"first inference ({label})"
         t = time.perf_counter_ns()
-        call1()
+        try:
+            call1()
+        except EdgertError:
+            raise
+        except Exception as exc:  # onnxruntime's reason, in one line, instead of a traceback
+            raise EdgertError(f"the model failed while running: {' '.join(str(exc).split())}") from None
         entry["first_ms"] = (time.perf_counter_ns() - t) / 1e6
         state.phase = f"warmup ({label})"
         progress.phase(state.phase, config.warmup)
         warm: list[int] = []
-        entry["warmup"] = warm
         for i in range(config.warmup):
             t = time.perf_counter_ns()
             call1()
             warm.append(time.perf_counter_ns() - t)
             progress.update(i + 1)
         entry["warmup"] = Run("warmup", "ns", tuple(warm)).as_dict()
-        state.phase = f"latency ({label})"
-        progress.phase(f"latency, batch 1 ({label})", config.min_time)
-        lat: list[int] = []
-        entry["latency"] = {"samples": lat}
-        try:
-            _timed(
-                call1,
-                lat,
-                min_time=config.min_time,
-                min_count=config.min_count,
-                max_time=config.max_time,
-                progress=progress,
-            )
-        finally:
-            entry["latency"] = Run("latency", "ns", tuple(lat), {"batch": 1, "scenario": "SingleStream"}).as_dict()
         if r["memory"].get("rss_after_run_mib") is None:
             r["memory"]["rss_after_run_mib"] = rss_mib()
             r["memory"]["run_rss_mib"] = r["memory"]["rss_after_run_mib"] - rss_loaded
-        entry["throughput"] = []
-        for batch in config.batch_sizes:
-            state.phase = f"throughput batch {batch} ({label})"
-            progress.phase(state.phase, config.throughput_time)
-            call = target.make_call(batch)
-            call()
-            samples: list[int] = []
-            try:
-                _timed(
-                    call,
-                    samples,
-                    min_time=config.throughput_time,
-                    min_count=3,
-                    max_time=config.max_time,
-                    progress=progress,
-                )
-            finally:
-                if samples:
-                    med = sorted(samples)[len(samples) // 2]
-                    entry["throughput"].append(
-                        {
-                            "batch": batch,
-                            "items_per_s": batch * 1e9 / med,
-                            "run": Run(
-                                "throughput", "ns", tuple(samples), {"batch": batch, "scenario": "Offline"}
-                            ).as_dict(),
-                        }
-                    )
+        batches = [b for b in config.batch_sizes if target.refusal(b) is None]
+        entry["refused"] = [why for b in config.batch_sizes if (why := target.refusal(b)) is not None]
         energy_call = energy_call or call1
         del target
+        _rounds(config, progress, state, entry, label, threads, batches, spreads)
     r["memory"]["peak_rss_mib"] = peak_rss_mib()
+    r["noise"] = machine.state(before, machine.snapshot(), spreads)
     if config.cold_runs:
         state.phase = "cold start"
         r["cold_start"] = _cold_start(config, progress, state)
@@ -337,30 +293,132 @@ def _measure(config: BenchConfig, progress: Progress, state: _State, device: dic
         r["energy"] = _energy(energy_call, config, device.get("board"), device["machine"], progress)
 
 
+def _describe(config: BenchConfig, target, rss_start: float, load_rss: float) -> tuple[dict, dict]:
+    model = target.model
+    bundle = getattr(model, "bundle", None)
+    paths = (
+        [bundle.path / f for f in bundle.model_files(model.variant)] if bundle is not None else [Path(config.target)]
+    )
+    model_bytes = sum(p.stat().st_size for p in paths)  # the graph and its external weights
+    if bundle is not None:  # the manifest's hashes, checked when the bundle was opened
+        digest = {f: bundle.files[f].sha256 for f in bundle.model_files(model.variant)}
+    else:
+        import hashlib
+
+        digest = {paths[0].name: hashlib.sha256(paths[0].read_bytes()).hexdigest()}
+    described = {
+        "path": str(config.target),
+        "kind": target.kind,
+        "task": bundle.task if bundle is not None else "raw",
+        "variant": model.variant,
+        "description": target.description,
+        "model_bytes": model_bytes,
+        "model_sha256": digest,
+        "latency_batch": target.latency_batch,
+        **target.items,
+    }
+    memory = {
+        "rss_start_mib": rss_start,
+        "load_rss_mib": load_rss,
+        "model_file_mib": model_bytes / 2**20,
+        "arena": True,
+    }
+    return described, memory
+
+
+def _rounds(config, progress, state, entry, label, threads, batches, spreads) -> None:
+    """Latency and throughput in independent worker processes; pooled samples for percentiles, one summary per
+    round for the spread and for compare. A Ctrl-C keeps the rounds already done."""
+    n = config.rounds
+    spec = {
+        "target": str(config.target),
+        "variant": config.variant,
+        "threads": threads,
+        "seq_len": config.seq_len,
+        "shapes": list(config.shapes),
+        "values": parse_values(list(config.values)),
+        "input_file": str(config.input_file) if config.input_file else None,
+        "warmup": max(config.warmup // n, 2),
+        "min_time": config.min_time / n,
+        "min_count": math.ceil(config.min_count / n),
+        "max_time": config.max_time / n,
+        "throughput_time": config.throughput_time / n,
+        "batches": batches,
+    }
+    lat: list[int] = []
+    lat_rounds: list[float] = []
+    thr: dict[int, tuple[list[int], list[float]]] = {b: ([], []) for b in batches}
+    latency_batch = state.result["target"]["latency_batch"]
+
+    def record() -> None:
+        meta = {"batch": latency_batch, "scenario": "SingleStream", "rounds": len(lat_rounds)}
+        entry["latency"] = Run("latency", "ns", tuple(lat), meta).as_dict()
+        entry["latency"]["rounds_p50_ms"] = list(lat_rounds)
+        entry["latency"]["spread"] = stats.spread(lat_rounds)
+        entry["throughput"] = []
+        for b, (samples, rates) in thr.items():
+            if not samples:
+                continue
+            entry["throughput"].append(
+                {
+                    "batch": b,
+                    "items_per_call": b,
+                    "items_per_s": stats.median(rates),
+                    "rounds_items_per_s": list(rates),
+                    "spread": stats.spread(rates),
+                    "run": Run("throughput", "ns", tuple(samples), {"batch": b, "scenario": "Offline"}).as_dict(),
+                }
+            )
+
+    state.phase = f"latency and throughput ({label})"
+    progress.phase(f"{n} rounds in fresh processes ({label})", n)
+    try:
+        for k in range(n):
+            out = _round(spec)
+            lat.extend(out["latency"])
+            lat_rounds.append(stats.median(out["latency"]) / 1e6)
+            for t in out["throughput"]:
+                samples, rates = thr[t["batch"]]
+                samples.extend(t["samples"])
+                rates.append(t["items"] * 1e9 / stats.median(t["samples"]))  # items actually run per call
+            progress.update(k + 1)
+    finally:
+        record()
+        spreads[f"latency p50 ({label})"] = entry["latency"]["spread"]
+
+
 def summarize(r: dict[str, Any]) -> dict[str, float | None]:
-    """The figures budgets and tables use: batch-1 latency of the first thread setting, in ms; memory in MiB."""
+    """The figures of the first thread setting (see summaries() for every one): latency in ms, its best measured
+    throughput (items actually run per second), cold start, memory in MiB, energy."""
+    configs = r.get("configs") or []
+    return _summary(r, configs[0] if configs else None)
+
+
+def summaries(r: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """One summary per thread setting, named as budgets name the configuration they judge."""
+    return {f"threads={c['threads'] or 'auto'}": _summary(r, c) for c in r.get("configs") or []}
+
+
+def _summary(r: dict[str, Any], c: dict[str, Any] | None) -> dict[str, float | None]:
     s: dict[str, float | None] = dict.fromkeys(
         ("p50", "p90", "p95", "p99", "max", "mean", "cold", "init", "first", "rss", "load_rss", "energy", "throughput")
     )
-    configs = r.get("configs") or []
-    if configs:
-        c = configs[0]
+    if c is not None:
         samples = (c.get("latency") or {}).get("samples") or []
         if samples:
             st = Stats.of(samples)
             s.update({k: getattr(st, k) for k in ("p50", "p90", "p95", "p99", "max", "mean")})
         s["init"], s["first"] = c.get("init_ms"), c.get("first_ms")
-        rates = [t["items_per_s"] for cc in configs for t in cc.get("throughput", [])]
+        rates = [t["items_per_s"] for t in c.get("throughput", [])]
         s["throughput"] = max(rates) if rates else None
     cold = r.get("cold_start") or {}
     if cold.get("runs"):
-        s["cold"] = float(sorted(cold["runs"])[len(cold["runs"]) // 2])
+        s["cold"] = stats.median(cold["runs"])
         s["rss"] = max(cold["peak_rss_mib"]) if cold.get("peak_rss_mib") else None
     # rss is always the cold-start process's peak: a process that only loads and runs the model. The bench
     # process's own peak (harness, every thread setting) is kept apart in memory.peak_rss_mib.
     mem = r.get("memory") or {}
     s["load_rss"] = mem.get("load_rss_mib")
-
     if r.get("energy"):
         s["energy"] = r["energy"]["mj_per_inference"]
     return s

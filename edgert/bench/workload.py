@@ -50,9 +50,28 @@ def texts_of_length(tokenizer, seq_len: int, n: int) -> list[str]:
     return out
 
 
+def parse_values(specs: list[str]) -> dict[str, float]:
+    """--value name=16000 (repeatable, or comma-separated): an input filled with that value."""
+    values = {}
+    for spec in (s for item in specs for s in item.split(",") if s.strip()):
+        m = re.fullmatch(r"\s*([^=\s]+)\s*=\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*", spec)
+        if not m:
+            raise EdgertError(f"--value {spec!r}: expected NAME=NUMBER, e.g. sample_rate=16000")
+        values[m.group(1)] = float(m.group(2))
+    return values
+
+
+def _accept_any(batch: int) -> None:
+    return None
+
+
 @dataclass
 class Target:
-    """A loaded model and how to make one inference of a given batch size."""
+    """A loaded model and how to make one inference of a given batch size.
+
+    make_call(batch) runs exactly `batch` items. A batch the model or the input cannot take for real is refused:
+    refusal(batch) gives the one-line reason, and bench never runs it, let alone multiplies a smaller one.
+    """
 
     model: object
     kind: str  # "text", "image" or "raw"
@@ -60,6 +79,8 @@ class Target:
     make_call: Callable[[int], Callable[[], object]]
     items: dict
     load_ms: float = 0.0
+    latency_batch: int = 1  # the smallest batch the model takes: 1, or a model's fixed batch
+    refusal: Callable[[int], str | None] = _accept_any
 
 
 def open_target(
@@ -70,6 +91,7 @@ def open_target(
     seq_len: int,
     shapes: dict[str, tuple[int, ...]],
     input_file: Path | None,
+    values: dict[str, float] | None = None,
 ) -> Target:
     import time
 
@@ -83,12 +105,16 @@ def open_target(
     t = time.perf_counter_ns()
     model = edgert.load(path, variant=variant, config=config, task=task)
     load_ms = (time.perf_counter_ns() - t) / 1e6
-    target = _target(model, seq_len, shapes, input_file)
+    if values and not isinstance(model, RawModel):
+        raise EdgertError("--value sets inputs of a raw ONNX model; this bundle's task builds its own inputs")
+    target = _target(model, seq_len, shapes, input_file, values or {})
     target.load_ms = load_ms
     return target
 
 
-def _target(model, seq_len: int, shapes: dict[str, tuple[int, ...]], input_file: Path | None) -> Target:
+def _target(
+    model, seq_len: int, shapes: dict[str, tuple[int, ...]], input_file: Path | None, values: dict[str, float]
+) -> Target:
     if isinstance(model, (TextEmbedder, TextClassifier)):
         if input_file is not None:
             try:
@@ -116,7 +142,7 @@ def _target(model, seq_len: int, shapes: dict[str, tuple[int, ...]], input_file:
         return _image_target(model, input_file)
     if not isinstance(model, RawModel):
         raise EdgertError(f"bench does not know how to drive a {type(model).__name__}")
-    return _raw_target(model, shapes, input_file)
+    return _raw_target(model, shapes, input_file, values)
 
 
 def camera_frames(n: int, height: int = 480, width: int = 640) -> list[np.ndarray]:
@@ -155,28 +181,17 @@ def _image_target(model: ImageClassifier, input_file: Path | None) -> Target:
     )
 
 
-def _raw_target(model: RawModel, shapes: dict[str, tuple[int, ...]], input_file: Path | None) -> Target:
+def _raw_target(
+    model: RawModel, shapes: dict[str, tuple[int, ...]], input_file: Path | None, values: dict[str, float]
+) -> Target:
     inputs = model.session.get_inputs()
-    unknown = set(shapes) - {i.name for i in inputs}
-    if unknown:
-        raise EdgertError(
-            f"--shape names unknown inputs {sorted(unknown)}; the model takes {', '.join(i.name for i in inputs)}"
-        )
+    names = ", ".join(i.name for i in inputs)
+    for flag, given in (("--shape", shapes), ("--value", values)):
+        unknown = set(given) - {i.name for i in inputs}
+        if unknown:
+            raise EdgertError(f"{flag} names unknown inputs {sorted(unknown)}; the model takes {names}")
     if input_file is not None:
-        try:
-            data = dict(np.load(input_file))
-        except (OSError, ValueError) as exc:
-            raise EdgertError(f"{input_file}: not a readable .npz of input arrays ({exc})") from None
-        missing = {i.name for i in inputs} - set(data)
-        if missing:
-            raise EdgertError(f"{input_file}: no array for input(s) {sorted(missing)}")
-        return Target(
-            model,
-            "raw",
-            f"arrays from {input_file.name}",
-            lambda batch: lambda: model.run(data),
-            {"shapes": {k: list(v.shape) for k, v in data.items()}},
-        )
+        return _file_target(model, inputs, input_file)
     rng = np.random.default_rng(0)
     plan = []
     for i in inputs:
@@ -188,6 +203,12 @@ def _raw_target(model: RawModel, shapes: dict[str, tuple[int, ...]], input_file:
             # a dynamic first dimension is the batch: it follows the phase's batch size
             plan.append((i, list(shape), 0 if dynamic_batch else None))
             continue
+        if not i.shape and i.name not in values:
+            kind = np.dtype(numpy_dtype(i.type)).name
+            raise EdgertError(
+                f"input {i.name!r} is a scalar ({kind}); its value matters (a sample rate, a length, a flag), so "
+                f"bench does not guess it: pass --value {i.name}=N"
+            )
         dims, batch_axis = [], None
         for axis, d in enumerate(i.shape):
             if isinstance(d, int) and d > 0:
@@ -207,6 +228,26 @@ def _raw_target(model: RawModel, shapes: dict[str, tuple[int, ...]], input_file:
                 )
         plan.append((i, dims, batch_axis))
 
+    # The batch: inputs with a dynamic first dimension follow it. An input of rank >= 1 whose first dimension is
+    # fixed fixes the batch for the whole model; scalars (rank 0) have no batch and are sent as they are.
+    fixed = [(i.name, dims[0]) for i, dims, axis in plan if dims and axis is None]
+    batched = any(axis is not None for _, _, axis in plan)
+    if fixed:
+        name, size = fixed[0]
+        latency_batch = size
+
+        def refusal(batch: int) -> str | None:
+            if batch == size:
+                return None
+            return f"batch {batch} refused: input {name!r} has a fixed batch of {size}"
+    elif not batched:
+        latency_batch = 1
+
+        def refusal(batch: int) -> str | None:
+            return None if batch == 1 else f"batch {batch} refused: no input has a batch dimension"
+    else:
+        latency_batch, refusal = 1, _accept_any
+
     def feeds(batch: int) -> dict[str, np.ndarray]:
         out = {}
         for i, dims, batch_axis in plan:
@@ -214,7 +255,9 @@ def _raw_target(model: RawModel, shapes: dict[str, tuple[int, ...]], input_file:
             if batch_axis is not None:
                 shape[batch_axis] = batch
             dtype = numpy_dtype(i.type)
-            if dtype == np.bool_:
+            if i.name in values:
+                out[i.name] = np.full(shape, values[i.name]).astype(dtype)
+            elif dtype == np.bool_:
                 out[i.name] = rng.random(shape) > 0.5
             elif np.issubdtype(dtype, np.integer):
                 out[i.name] = rng.integers(0, 100, size=shape).astype(dtype)
@@ -223,8 +266,59 @@ def _raw_target(model: RawModel, shapes: dict[str, tuple[int, ...]], input_file:
         return out
 
     def make_call(batch: int):
+        if (why := refusal(batch)) is not None:
+            raise EdgertError(why)
         f = feeds(batch)
         return lambda: model.run(f)
 
-    desc = ", ".join(f"{i.name} {'x'.join(map(str, dims))} {i.type[7:-1]}" for i, dims, _ in plan)
-    return Target(model, "raw", f"random inputs: {desc}", make_call, {"inputs": desc})
+    def show(i, dims) -> str:
+        shape = "x".join(map(str, dims)) if dims else "scalar"
+        value = f"={values[i.name]:g}" if i.name in values else ""
+        return f"{i.name} {shape} {i.type[7:-1]}{value}"
+
+    desc = ", ".join(show(i, dims) for i, dims, _ in plan)
+    return Target(model, "raw", f"random inputs: {desc}", make_call, {"inputs": desc}, 0.0, latency_batch, refusal)
+
+
+def _file_target(model: RawModel, inputs, input_file: Path) -> Target:
+    """Arrays from an .npz. When every input has a dynamic first dimension and the arrays agree on it, a batch
+    of any size is built for real by repeating the file's rows; otherwise only the file's own batch runs."""
+    try:
+        data = dict(np.load(input_file))
+    except (OSError, ValueError) as exc:
+        raise EdgertError(f"{input_file}: not a readable .npz of input arrays ({exc})") from None
+    missing = {i.name for i in inputs} - set(data)
+    if missing:
+        raise EdgertError(f"{input_file}: no array for input(s) {sorted(missing)}")
+    rows = {data[i.name].shape[0] for i in inputs if data[i.name].ndim}
+    dynamic = all(
+        data[i.name].ndim and i.shape and not (isinstance(i.shape[0], int) and i.shape[0] > 0) for i in inputs
+    )
+    shapes = {k: list(v.shape) for k, v in data.items()}
+    if dynamic and len(rows) == 1:
+        (n,) = rows
+
+        def make_call(batch: int):
+            index = np.arange(batch) % n
+            tiled = {k: np.take(v, index, axis=0) for k, v in data.items()}
+            return lambda: model.run(tiled)
+
+        what = f"arrays from {input_file.name} ({n} rows, repeated or cut to each batch)"
+        return Target(model, "raw", what, make_call, {"shapes": shapes})
+    why = (
+        "the arrays disagree on their first dimension"
+        if len(rows) > 1
+        else "not every input has a dynamic batch dimension"
+    )
+    first = data[inputs[0].name]
+    own = int(first.shape[0]) if first.ndim else 1  # the items one call runs: the first input's rows
+
+    def refusal(batch: int) -> str | None:
+        return None if batch == own else f"batch {batch} refused: {input_file.name} runs as given ({why})"
+
+    def make_file_call(batch: int):
+        if (reason := refusal(batch)) is not None:
+            raise EdgertError(reason)
+        return lambda: model.run(data)
+
+    return Target(model, "raw", f"arrays from {input_file.name}", make_file_call, {"shapes": shapes}, 0.0, own, refusal)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def run_bench(args, resolve_bundle) -> int:
     require("rich", "bench")
     from ..bench import records, report
     from ..bench.budget import evaluate
-    from ..bench.runner import BenchConfig, run
+    from ..bench.runner import BenchConfig, run, summaries
 
     limits = _limits(args.budget)  # a bad budget is a usage error before any work
     spec = args.target
@@ -86,35 +87,53 @@ def run_bench(args, resolve_bundle) -> int:
     if not target.exists():
         raise EdgertError(f"{target}: no such bundle or model file")
     quick = (
-        {"min_time": 1.0, "min_count": 30, "throughput_time": 0.3, "cold_runs": 1, "energy_time": 0.5, "warmup": 5}
+        {
+            "min_time": 1.0,
+            "min_count": 30,
+            "throughput_time": 0.3,
+            "cold_runs": 1,
+            "energy_time": 0.5,
+            "warmup": 5,
+            "rounds": 3,
+        }
         if args.quick
         else {}
     )
+    timing = {
+        "min_time": args.min_time,
+        "min_count": args.min_count,
+        "max_time": args.max_time,
+        "warmup": args.warmup,
+        "throughput_time": args.throughput_time,
+        "cold_runs": args.cold_runs,
+        "energy_meter": args.energy_meter,
+        "energy_time": args.energy_time,
+        "rounds": args.rounds,
+    }
+    threads = _ints(args.threads, "--threads", allow_auto=True)
+    env = os.environ.get("EDGERT_THREADS")
+    if env and args.threads != "auto" and any(str(t) != env.strip() for t in threads):
+        print(
+            f"edgert: warning: EDGERT_THREADS={env} overrides --threads {args.threads}; "
+            f"every session runs with {env} (recorded in the JSON as threads_source)",
+            file=sys.stderr,
+        )
     config = BenchConfig(
         target=target,
         variant=args.variant,
-        threads=_ints(args.threads, "--threads", allow_auto=True),
+        threads=threads,
+        values=tuple(args.value),
         batch_sizes=_ints(args.batch_sizes, "--batch-sizes"),
         seq_len=args.seq_len,
         shapes=tuple(args.shape),
         input_file=Path(args.input) if args.input else None,
-        **{
-            "min_time": args.min_time,
-            "min_count": args.min_count,
-            "max_time": args.max_time,
-            "warmup": args.warmup,
-            "throughput_time": args.throughput_time,
-            "cold_runs": args.cold_runs,
-            "energy_meter": args.energy_meter,
-            "energy_time": args.energy_time,
-            **quick,
-        },
+        **{**quick, **{k: v for k, v in timing.items() if v is not None}},
         watts_per_core=args.watts_per_core,
     )
     with _RichProgress() as progress:
         result = run(config, progress)
     if limits:
-        result["budget"] = evaluate(limits, result["summary"])
+        result["budget"] = evaluate(limits, summaries(result))
     if args.json:
         records.save(result, args.json)
     if args.markdown == "-":
@@ -130,7 +149,7 @@ def run_bench(args, resolve_bundle) -> int:
         print(f"edgert: interrupted during {result['interrupted_in']}{saved}", file=sys.stderr)
         return 130
     if limits and not all(b["passed"] for b in result["budget"]):
-        failed = ", ".join(b["budget"] for b in result["budget"] if not b["passed"])
+        failed = ", ".join(f"{b['budget']} ({b['config']})" for b in result["budget"] if not b["passed"])
         print(f"edgert: budget violated: {failed}", file=sys.stderr)
         return 1
     return 0
@@ -139,24 +158,27 @@ def run_bench(args, resolve_bundle) -> int:
 def run_compare(args) -> int:
     require("scipy", "bench")
     from ..bench import records
-    from ..bench.compare import compare
+    from ..bench.compare import compare, decide, differences
 
     a, b = records.load(args.a), records.load(args.b)
     threshold = _percent(args.threshold, "--threshold")
     fail_on = _percent(args.fail_on, "--fail-on") if args.fail_on else None
+    differ = differences(a, b)
+    if differ and not args.force:
+        raise EdgertError(
+            f"{args.a} and {args.b} measure different things ({'; '.join(differ)}); pass --force to compare anyway"
+        )
     changes = compare(a, b)
     if not changes:
         raise EdgertError(f"{args.a} and {args.b} share no metrics to compare")
-    flagged = []
+    if differ:
+        print(f"note: --force: comparing different runs ({'; '.join(differ)})")
     for ch in changes:
         line = ch.describe(threshold)
         if ch.regression(threshold):
             line = "REGRESSION  " + line
-            flagged.append(ch)
         print(line)
-    for label, r in (("A", a), ("B", b)):
-        if not r.get("complete", True):
-            print(f"note: {label} is an incomplete run (interrupted during {r.get('interrupted_in')})")
-    if fail_on is not None and any(ch.regression(fail_on) for ch in changes):
-        return 1
-    return 0
+    code, notes = decide(a, b, changes, fail_on, args.strict)
+    for note in notes:
+        print(note)
+    return code

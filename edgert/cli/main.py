@@ -155,19 +155,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="shape of an input with dynamic dimensions (bare ONNX); the first dimension is the batch",
     )
     p.add_argument(
+        "--value",
+        action="append",
+        default=[],
+        metavar="NAME=NUMBER",
+        help="fill a raw model's input with a value, e.g. sample_rate=16000 (scalars need one)",
+    )
+    p.add_argument(
         "--input",
         default=None,
         metavar="FILE",
         help="texts (one per line), an image, or a .npz of input arrays",
     )
-    p.add_argument("--min-time", type=float, default=3.0, help="seconds of steady-state latency runs, at least")
-    p.add_argument("--min-count", type=int, default=100, help="latency runs, at least")
-    p.add_argument("--max-time", type=float, default=60.0, help="seconds per timed phase, at most")
-    p.add_argument("--warmup", type=int, default=10, help="warmup runs")
-    p.add_argument("--throughput-time", type=float, default=1.0, help="seconds per batch size")
-    p.add_argument("--cold-runs", type=int, default=3, help="fresh processes for cold start (0: skip)")
+    p.add_argument("--min-time", type=float, default=None, help="seconds of latency runs in all, at least (3)")
+    p.add_argument("--min-count", type=int, default=None, help="latency runs in all, at least (100)")
+    p.add_argument("--max-time", type=float, default=None, help="seconds per timed phase, at most (60)")
+    p.add_argument("--warmup", type=int, default=None, help="warmup runs (10)")
+    p.add_argument("--throughput-time", type=float, default=None, help="seconds per batch size in all (1)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="independent worker processes that share the timed runs (5); their spread tells noise from change",
+    )
+    p.add_argument("--cold-runs", type=int, default=None, help="fresh processes for cold start (3; 0: skip)")
     p.add_argument("--energy-meter", default="auto", help="auto, rapl, hwmon, vcgencmd, estimate or off")
-    p.add_argument("--energy-time", type=float, default=2.0, help="seconds of the energy run")
+    p.add_argument("--energy-time", type=float, default=None, help="seconds of the energy run (2)")
     p.add_argument("--watts-per-core", type=float, default=None, help="power profile for the energy estimate")
     p.add_argument("--budget", default=None, help='e.g. "p95<=20ms,rss<=150MB,energy<=5mJ,cold<=500ms" or FILE.toml')
     p.add_argument("--json", default=None, metavar="PATH", help="write the full result (raw samples) as JSON")
@@ -180,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Markdown report to PATH, or to stdout instead of the tables",
     )
     p.add_argument("--plot", default=None, metavar="PATH.png", help="latency histogram and CDF, throughput")
-    p.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
+    p.add_argument("--quick", action="store_true", help="short runs, for a smoke test (flags given still win)")
 
     p = sub.add_parser("compare", help="compare two bench results; flags significant regressions")
     p.add_argument("a", help="baseline result JSON")
@@ -189,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-on", default=None, metavar="PCT", help="exit 1 on a significant regression beyond PCT, e.g. 5%%"
     )
     p.add_argument("--threshold", default="5%", help="changes within this are not flagged (default 5%%)")
+    p.add_argument(
+        "--strict", action="store_true", help="let a regression fail even when either run was on a busy machine"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="compare runs of different models, inputs or settings (says what differs)"
+    )
 
     sub.add_parser("device", help="describe this device: CPU, ISA features, board, energy meters, kernels")
     return parser

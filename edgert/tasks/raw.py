@@ -7,11 +7,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
 from ..bundle import Bundle
 from ..errors import TaskError
 from ..session import SessionConfig, create_session
 from .base import Task, numpy_dtype
+
+#: A failing run raises with onnxruntime's reason; its own log line on stderr would only repeat it.
+_RUN_OPTIONS = ort.RunOptions()
+_RUN_OPTIONS.log_severity_level = 4
 
 
 class RawModel(Task):
@@ -48,7 +53,7 @@ class RawModel(Task):
             )
         cast = {k: np.asarray(v, dtype=self._dtypes[k]) for k, v in feeds.items()}
         names = outputs or list(self.output_names)
-        return dict(zip(names, self.session.run(names, cast)))
+        return dict(zip(names, self.session.run(names, cast, _RUN_OPTIONS)))
 
     __call__ = run
 

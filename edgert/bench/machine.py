@@ -1,0 +1,119 @@
+"""The state of the machine while `edgert bench` ran: load, CPU time stolen by a hypervisor, the frequency
+governor and frequency, and other processes busy on the CPU. A run on a busy machine says so, and `edgert
+compare` does not let such a run fail CI unless asked to.
+
+Everything is read from /proc and /sys (Linux); what cannot be read is None, never a guess.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Other processes using this much CPU on average during the run make it noisy (in cores).
+BUSY_CORES = 0.25
+#: More than this share of CPU time stolen by the hypervisor makes it noisy.
+STEAL = 0.02
+#: Independent rounds whose medians differ by more than this ((max - min) / median) make it noisy.
+ROUND_SPREAD = 0.10
+
+
+@dataclass
+class Snapshot:
+    when: float
+    load: tuple[float, float, float] | None
+    cpu: list[int] | None  # /proc/stat's aggregate cpu line, in clock ticks
+    procs: dict[int, tuple[str, int]] = field(default_factory=dict)  # pid -> (name, utime + stime ticks)
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+def _cpu_ticks() -> list[int] | None:
+    text = _read("/proc/stat")
+    if not text or not text.startswith("cpu "):
+        return None
+    return [int(x) for x in text.splitlines()[0].split()[1:]]
+
+
+def _proc_ticks() -> dict[int, tuple[str, int]]:
+    out = {}
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.name.isdigit():
+            continue
+        text = _read(f"/proc/{entry.name}/stat")
+        if not text:
+            continue
+        # the name is in parentheses and may hold spaces; fields after it are space-separated
+        name = text[text.find("(") + 1 : text.rfind(")")]
+        rest = text[text.rfind(")") + 2 :].split()
+        try:
+            out[int(entry.name)] = (name, int(rest[11]) + int(rest[12]))  # utime, stime
+        except (IndexError, ValueError):
+            continue
+    return out
+
+
+def snapshot() -> Snapshot:
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return Snapshot(time.monotonic(), load, _cpu_ticks(), _proc_ticks())
+
+
+def _governor_and_freq() -> tuple[str | None, float | None]:
+    base = "/sys/devices/system/cpu/cpu0/cpufreq"
+    gov = (_read(f"{base}/scaling_governor") or "").strip() or None
+    khz = (_read(f"{base}/scaling_cur_freq") or "").strip()
+    return gov, (int(khz) / 1000 if khz.isdigit() else None)
+
+
+def state(before: Snapshot, after: Snapshot, spreads: dict[str, float | None]) -> dict:
+    """What the machine did between two snapshots, and whether that makes the run noisy (with the reasons)."""
+    elapsed = max(after.when - before.when, 1e-9)
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    me = os.getpid()
+    busy = []
+    for pid, (name, ticks) in after.procs.items():
+        if pid == me or pid not in before.procs or before.procs[pid][0] != name:
+            continue
+        cores = (ticks - before.procs[pid][1]) / hz / elapsed
+        if cores > 0.01:
+            busy.append((cores, name, pid))
+    busy.sort(reverse=True)
+    other = sum(c for c, _, _ in busy)
+    steal = None
+    if before.cpu and after.cpu and len(after.cpu) > 7:
+        total = sum(after.cpu) - sum(before.cpu)
+        steal = (after.cpu[7] - before.cpu[7]) / total if total > 0 else 0.0
+    gov, mhz = _governor_and_freq()
+    reasons = []
+    if other >= BUSY_CORES:
+        top = ", ".join(f"{n} {c:.2f}" for c, n, _ in busy[:3])
+        reasons.append(f"other processes used {other:.2f} cores ({top})")
+    if steal is not None and steal >= STEAL:
+        reasons.append(f"{steal:.1%} of CPU time stolen by the hypervisor")
+    for what, s in spreads.items():
+        if s is not None and s > ROUND_SPREAD:
+            reasons.append(f"{what} differed by {s:.0%} between rounds")
+    return {
+        "seconds": elapsed,
+        "load_start": list(before.load) if before.load else None,
+        "load_end": list(after.load) if after.load else None,
+        "cpus": os.cpu_count(),
+        "other_processes_cores": other,
+        "busy_processes": [{"name": n, "pid": p, "cores": c} for c, n, p in busy[:5]],
+        "steal": steal,
+        "governor": gov,
+        "freq_mhz": mhz,
+        "noisy": bool(reasons),
+        "reasons": reasons,
+        "thresholds": {"busy_cores": BUSY_CORES, "steal": STEAL, "round_spread": ROUND_SPREAD},
+    }
