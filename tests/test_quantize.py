@@ -23,8 +23,8 @@ from .bundles import QUICK_CANDIDATES
 from .conftest import EMULATED, skip_emulated
 
 VALIDATION = quality.builtin_texts("validation")
-#: Under emulation a spread of 12 held-apart texts, not all of them (each model run costs 20-50x more there).
-HELD_APART = VALIDATION[:: len(VALIDATION) // 12][:12] if EMULATED else VALIDATION
+#: Under emulation a spread of 8 held-apart texts, not all of them (each model run costs 20-50x more there).
+HELD_APART = VALIDATION[:: len(VALIDATION) // 8][:8] if EMULATED else VALIDATION
 
 
 @pytest.fixture

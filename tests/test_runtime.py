@@ -93,7 +93,7 @@ def test_exotic_texts_embed(fp32):
 
 
 def test_many_threads_share_one_model(int8):
-    # under qemu every run costs 20-50x: fewer, shorter texts, the same 8 threads racing on one session
+    # under qemu every run costs 20-50x: fewer, shorter texts
     texts = [t for t in CORPUS if len(t) < 60] if EMULATED else CORPUS * 3
     serial = int8.embed(texts, batch_size=8)
     results, errors = {}, []
@@ -104,12 +104,13 @@ def test_many_threads_share_one_model(int8):
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    n = 3 if EMULATED else 8  # under qemu still threads racing on one session, fewer of them
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors and len(results) == 8
+    assert not errors and len(results) == n
     for r in results.values():
         np.testing.assert_allclose(r, serial, atol=1e-6)
 
