@@ -159,7 +159,7 @@ def test_ctrl_c_keeps_the_samples(mixed_model, monkeypatch):
         return real(spec)
 
     monkeypatch.setattr(runner, "_round", interrupted)
-    r = runner.run(BenchConfig(target=mixed_model, shapes=("half=1x8",), cold_runs=1, **QUICK))
+    r = runner.run(BenchConfig(target=mixed_model, shapes=("half=1x8",), cold_runs=1, **{**QUICK, "rounds": 5}))
     assert r["complete"] is False and r["interrupted_in"].startswith("latency and throughput")
     latency = r["configs"][0]["latency"]
     assert len(latency["rounds_p50_ms"]) == 2 and latency["meta"]["rounds"] == 2  # the finished rounds are kept
@@ -431,7 +431,7 @@ def test_compare_judges_rounds_with_an_interval(tmp_path):
     assert lat.p_value == pytest.approx(oracle.pvalue) and lat.rounds == (5, 5)
     ci = oracle.confidence_interval(0.95)
     assert (lat.low, lat.high) == pytest.approx((np.exp(ci.low), np.exp(ci.high)))
-    assert lat.low < 1.2 < lat.high and lat.ratio == pytest.approx(np.median(slow) / np.median(base))
+    assert lat.low < 1.2 < lat.high and lat.ratio == pytest.approx(np.exp(np.log(slow).mean() - np.log(base).mean()))
     assert lat.significant and lat.regression(0.05) and not lat.regression(0.25)
     assert lat.describe(0.05).startswith("latency p50 (threads 1) 1.20x slower (significant, p=")
     assert not [ch for ch in compare.compare(a, b) if ch.regression(0.05)]
@@ -468,11 +468,15 @@ def test_compare_judges_rounds_with_an_interval(tmp_path):
     assert bad.returncode == 2 and "nope.json: cannot read" in bad.stderr
 
 
-def test_reruns_of_one_build_never_fail_compare(bare_result, mixed_model):
-    """Five real runs of the same build give ten pairs; none may fail (busy-machine pairs are not excused from
-    the count of flagged regressions unless the run said it was busy)."""
-    config = BenchConfig(target=mixed_model, shapes=("half=1x16",), cold_runs=0, energy_meter="off", **QUICK)
-    runs = [bare_result] + [runner.run(config) for _ in range(4)]
+def test_reruns_of_one_build_never_fail_compare(minilm_bundle):
+    """Five real runs of one build (MiniLM, one thread, batch 1) give ten pairs; compare --fail-on 10% may fail
+    none of them. A model of a few microseconds on two threads can drift 1.6x between runs minutes apart on this
+    shared machine (thread wake-ups dominate it); that is measured in benchmarks/RESULTS.md, not asserted here."""
+    config = BenchConfig(
+        target=minilm_bundle, variant="fp32", threads=(1,), batch_sizes=(1,), seq_len=16, min_time=1.0, min_count=30,
+        throughput_time=0.3, warmup=2, cold_runs=0, energy_meter="off",
+    )  # fmt: skip
+    runs = [runner.run(config) for _ in range(5)]
     failures, flagged = [], 0
     for i in range(len(runs)):
         for j in range(i + 1, len(runs)):
@@ -487,21 +491,22 @@ def test_reruns_of_one_build_never_fail_compare(bare_result, mixed_model):
 
 
 def test_compare_detects_a_longer_sequence(minilm_bundle, tmp_path):
-    """1.3x the tokens is a real slowdown of well over 10%. On a quiet pair of runs compare must flag it and fail;
-    when the machine was busy it must say so instead of judging. Up to three tries for a quiet pair."""
+    """Twice the tokens is a real slowdown of well over 10% (1.3x the tokens gave only 1.06x to 1.19x here, see
+    benchmarks/RESULTS.md). On a quiet pair of runs compare must flag it and fail; when the machine was busy it
+    must say so instead of judging. Up to three tries for a quiet pair."""
     common = ["bench", str(minilm_bundle), "--variant", "fp32", "--threads", "1", "--batch-sizes", "1"]
-    common += ["--min-time", "1.5", "--min-count", "50", "--rounds", "5", "--cold-runs", "0", "--energy-meter", "off"]
+    common += ["--min-time", "2", "--min-count", "50", "--cold-runs", "0", "--energy-meter", "off"]
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     for _ in range(3):
         _cli(*common, "--seq-len", "32", "--json", str(a), check_rc=0)
-        _cli(*common, "--seq-len", "42", "--json", str(b), check_rc=0)
+        _cli(*common, "--seq-len", "64", "--json", str(b), check_rc=0)
         if not (compare.noisy(records.load(a)) or compare.noisy(records.load(b))):
             break
     assert _cli("compare", str(a), str(b)).returncode == 2  # different inputs: refused
     r = _cli("compare", str(a), str(b), "--force", "--fail-on", "10%")
-    assert "seq_len: 32 vs 42" in r.stdout
+    assert "seq_len: 32 vs 64" in r.stdout
     (lat,) = [ch for ch in compare.compare(records.load(a), records.load(b)) if ch.metric.startswith("latency")]
-    assert lat.ratio > 1.1, r.stdout  # the point estimate sees the slowdown either way
+    assert lat.ratio > 1.2, r.stdout  # the point estimate sees the slowdown either way
     if compare.noisy(records.load(a)) or compare.noisy(records.load(b)):
         assert r.returncode == 0 and "was measured on a busy machine" in r.stdout, r.stdout
     else:

@@ -2,10 +2,11 @@
 
 Latency samples from one process are autocorrelated, so a test on them is far too confident: reruns of one build
 were called regressions with p-values near 1e-15. Each bench run is made of rounds in fresh worker processes;
-compare tests the rounds' medians (Welch's t on their logs), gives the ratio with a confidence interval, and
-flags a change only when it is both significant and beyond the threshold. A run measured on a busy machine is
-shown but does not fail CI unless --strict. Runs of different models, inputs or settings are refused unless
---force, which says what differs. A single value (one energy reading, one rss figure) is never judged.
+compare tests the rounds' medians (Welch's t on their logs), gives the ratio of their geometric means with a
+confidence interval, and flags a change only when it is significant and the whole interval lies beyond the
+threshold. A run measured on a busy machine is shown but does not fail CI unless --strict. Runs of different
+models, inputs or settings are refused unless --force, which says what differs. A single value (one energy
+reading, one rss figure) is never judged.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class Change:
     metric: str
     a: float
     b: float
-    ratio: float  # b / a of the round medians
+    ratio: float  # b / a: of the rounds' geometric means when tested, else of the medians
     p_value: float | None
     higher_is_better: bool
     unit: str
@@ -41,11 +42,15 @@ class Change:
         return (1 / self.ratio - 1) if self.higher_is_better else (self.ratio - 1)
 
     def regression(self, threshold: float) -> bool:
-        """Significant and beyond the threshold. Fewer than three rounds on either side (one energy reading, one
-        rss figure) cannot tell noise from change: shown, never called a regression."""
-        if self.p_value is None:
+        """Significant, and worse than the threshold with confidence: the whole interval lies beyond it, not only
+        the point estimate. On a shared machine whole runs drift by up to 10% (fresh processes fall into faster
+        and slower states, in different proportions minutes apart), so a point estimate just past 10% is not
+        evidence of a 10% regression. Fewer than three rounds on either side (one energy reading, one rss
+        figure) cannot tell noise from change: shown, never called a regression."""
+        if self.p_value is None or not self.significant:
             return False
-        return self.significant and self.worse_by() > threshold
+        bound = self.low if not self.higher_is_better else self.high  # the end of the interval nearest "no change"
+        return (1 / bound - 1 if self.higher_is_better else bound - 1) > threshold
 
     def describe(self, threshold: float) -> str:
         if self.a == self.b or self.ratio == 1.0:
@@ -63,7 +68,9 @@ class Change:
             )
         elif not self.significant:
             verdict = "not significant"
-        elif abs(self.worse_by()) <= threshold:
+        elif not self.regression(threshold) and self.worse_by() > 0:
+            verdict = f"significant, not surely beyond {threshold:.0%}"
+        elif self.worse_by() <= 0 and abs(self.worse_by()) <= threshold:
             verdict = f"significant, within {threshold:.0%}"
         else:
             verdict = "significant"
@@ -137,14 +144,16 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> list[Change]:
     for metric in [m for m in ra if m in rb]:
         xa, hib, unit = ra[metric]
         xb = rb[metric][0]
-        ma, mb = stats.median(xa), stats.median(xb)
         test = stats.ratio_test(xa, xb, CONFIDENCE)
-        ratio = mb / ma if ma else float("inf")
         if test is None:
+            ma, mb = stats.median(xa), stats.median(xb)
+            ratio = mb / ma if ma else float("inf")
             changes.append(Change(metric, ma, mb, ratio, None, hib, unit, rounds=(len(xa), len(xb))))
         else:
             changes.append(
-                Change(metric, ma, mb, ratio, test.p_value, hib, unit, test.low, test.high, (len(xa), len(xb)))
+                Change(
+                    metric, test.a, test.b, test.ratio, test.p_value, hib, unit, test.low, test.high, (len(xa), len(xb))
+                )
             )
     for metric, unit in (("rss", "MiB"), ("energy", "mJ")):
         va, vb = (a.get("summary") or {}).get(metric), (b.get("summary") or {}).get(metric)

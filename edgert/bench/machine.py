@@ -14,10 +14,9 @@ from pathlib import Path
 
 #: Other processes using this much CPU on average during the run make it noisy (in cores).
 BUSY_CORES = 0.25
-#: More than this share of CPU time stolen by the hypervisor makes it noisy.
-STEAL = 0.02
-#: Independent rounds whose medians differ by more than this ((max - min) / median) make it noisy.
-ROUND_SPREAD = 0.10
+#: More than this share of CPU time stolen by the hypervisor makes it noisy. Steal on a shared cloud VM moves
+#: between 0.3% and 8% from one minute to the next; below 5% it cannot by itself make a 10% change.
+STEAL = 0.05
 
 
 @dataclass
@@ -76,7 +75,12 @@ def _governor_and_freq() -> tuple[str | None, float | None]:
 
 
 def state(before: Snapshot, after: Snapshot, spreads: dict[str, float | None]) -> dict:
-    """What the machine did between two snapshots, and whether that makes the run noisy (with the reasons)."""
+    """What the machine did between two snapshots, and whether that makes the run noisy (with the reasons).
+
+    Noisy means evidence from outside the measurement: other processes busy on the CPU, or time stolen by a
+    hypervisor. The spread between rounds is recorded but is not such evidence: a fresh process per round
+    varies by 10-20% on a quiet shared VM (memory layout, placement), and compare's interval already widens
+    with it."""
     elapsed = max(after.when - before.when, 1e-9)
     hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     me = os.getpid()
@@ -100,9 +104,6 @@ def state(before: Snapshot, after: Snapshot, spreads: dict[str, float | None]) -
         reasons.append(f"other processes used {other:.2f} cores ({top})")
     if steal is not None and steal >= STEAL:
         reasons.append(f"{steal:.1%} of CPU time stolen by the hypervisor")
-    for what, s in spreads.items():
-        if s is not None and s > ROUND_SPREAD:
-            reasons.append(f"{what} differed by {s:.0%} between rounds")
     return {
         "seconds": elapsed,
         "load_start": list(before.load) if before.load else None,
@@ -115,5 +116,6 @@ def state(before: Snapshot, after: Snapshot, spreads: dict[str, float | None]) -
         "freq_mhz": mhz,
         "noisy": bool(reasons),
         "reasons": reasons,
-        "thresholds": {"busy_cores": BUSY_CORES, "steal": STEAL, "round_spread": ROUND_SPREAD},
+        "round_spread": spreads,
+        "thresholds": {"busy_cores": BUSY_CORES, "steal": STEAL},
     }

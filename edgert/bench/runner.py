@@ -43,7 +43,7 @@ class BenchConfig:
     energy_meter: str = "auto"
     energy_time: float = 2.0
     watts_per_core: float | None = None
-    rounds: int = 5  # independent worker processes that share min_time, min_count and throughput_time
+    rounds: int = 10  # independent worker processes that share min_time, min_count and throughput_time
     values: tuple[str, ...] = ()  # --value NAME=NUMBER for raw models
 
     def __post_init__(self) -> None:

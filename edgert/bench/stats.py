@@ -35,14 +35,16 @@ def spread(values: Sequence[float]) -> float | None:
 
 @dataclass(frozen=True)
 class RatioTest:
-    """B relative to A, from independent round summaries: the ratio of their medians, a confidence interval for
-    the ratio of their geometric means (Welch's t on the logs), and the test's p-value."""
+    """B relative to A, from independent round summaries: the ratio of their geometric means, its confidence
+    interval (Welch's t on the logs), the test's p-value, and the two geometric means."""
 
     ratio: float
     low: float
     high: float
     p_value: float
     confidence: float
+    a: float
+    b: float
 
 
 def ratio_test(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> RatioTest | None:
@@ -52,9 +54,10 @@ def ratio_test(a: Sequence[float], b: Sequence[float], confidence: float = 0.95)
     from scipy.stats import ttest_ind
 
     la, lb = np.log(np.asarray(a, dtype=np.float64)), np.log(np.asarray(b, dtype=np.float64))
-    ratio = median(b) / median(a)
+    ga, gb = float(np.exp(la.mean())), float(np.exp(lb.mean()))
+    ratio = gb / ga
     if np.ptp(la) == 0 and np.ptp(lb) == 0:  # no variance at all: t is undefined; the ratio is exact
-        return RatioTest(ratio, ratio, ratio, 1.0 if la[0] == lb[0] else 0.0, confidence)
+        return RatioTest(ratio, ratio, ratio, 1.0 if la[0] == lb[0] else 0.0, confidence, ga, gb)
     result = ttest_ind(lb, la, equal_var=False)
     ci = result.confidence_interval(confidence)
-    return RatioTest(ratio, float(np.exp(ci.low)), float(np.exp(ci.high)), float(result.pvalue), confidence)
+    return RatioTest(ratio, float(np.exp(ci.low)), float(np.exp(ci.high)), float(result.pvalue), confidence, ga, gb)

@@ -94,7 +94,7 @@ def run_bench(args, resolve_bundle) -> int:
             "cold_runs": 1,
             "energy_time": 0.5,
             "warmup": 5,
-            "rounds": 3,
+            "rounds": 5,
         }
         if args.quick
         else {}

@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rounds",
         type=int,
         default=None,
-        help="independent worker processes that share the timed runs (5); their spread tells noise from change",
+        help="independent worker processes that share the timed runs (10); compare tests their medians",
     )
     p.add_argument("--cold-runs", type=int, default=None, help="fresh processes for cold start (3; 0: skip)")
     p.add_argument("--energy-meter", default="auto", help="auto, rapl, hwmon, vcgencmd, estimate or off")
