@@ -25,6 +25,7 @@ class Snapshot:
     load: tuple[float, float, float] | None
     cpu: list[int] | None  # /proc/stat's aggregate cpu line, in clock ticks
     procs: dict[int, tuple[str, int]] = field(default_factory=dict)  # pid -> (name, utime + stime ticks)
+    own: float = 0.0  # CPU seconds of this process and its waited-for children (the bench's workers)
 
 
 def _read(path: str) -> str | None:
@@ -64,7 +65,9 @@ def snapshot() -> Snapshot:
         load = os.getloadavg()
     except OSError:
         load = None
-    return Snapshot(time.monotonic(), load, _cpu_ticks(), _proc_ticks())
+    t = os.times()
+    own = t.user + t.system + t.children_user + t.children_system
+    return Snapshot(time.monotonic(), load, _cpu_ticks(), _proc_ticks(), own)
 
 
 def _governor_and_freq() -> tuple[str | None, float | None]:
@@ -92,16 +95,20 @@ def state(before: Snapshot, after: Snapshot, spreads: dict[str, float | None]) -
         if cores > 0.01:
             busy.append((cores, name, pid))
     busy.sort(reverse=True)
-    other = sum(c for c, _, _ in busy)
+    other = sum(c for c, _, _ in busy)  # processes alive at both ends, by name
     steal = None
     if before.cpu and after.cpu and len(after.cpu) > 7:
         total = sum(after.cpu) - sum(before.cpu)
         steal = (after.cpu[7] - before.cpu[7]) / total if total > 0 else 0.0
+        # All CPU time spent while we ran (user, nice, system, irq, softirq), less our own and our workers':
+        # this also counts short-lived processes (a compiler, a package manager's scripts) that no snapshot sees.
+        spent = sum(after.cpu[i] - before.cpu[i] for i in (0, 1, 2, 5, 6)) / hz
+        other = max(other, (spent - (after.own - before.own)) / elapsed)
     gov, mhz = _governor_and_freq()
     reasons = []
     if other >= BUSY_CORES:
         top = ", ".join(f"{n} {c:.2f}" for c, n, _ in busy[:3])
-        reasons.append(f"other processes used {other:.2f} cores ({top})")
+        reasons.append(f"other processes used {other:.2f} cores" + (f" (among them {top})" if top else ""))
     if steal is not None and steal >= STEAL:
         reasons.append(f"{steal:.1%} of CPU time stolen by the hypervisor")
     return {
