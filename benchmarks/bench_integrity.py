@@ -19,6 +19,7 @@ import argparse
 import itertools
 import json
 import multiprocessing
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -140,8 +141,8 @@ def main() -> None:
     write_section(
         f"Bench integrity ({args.label})",
         body,
-        f"python benchmarks/bench_integrity.py --label {args.label} --runs {args.runs} --slow-seq {args.slow_seq}"
-        + flag,
+        f"python benchmarks/bench_integrity.py --label {shlex.quote(args.label)} --runs {args.runs} "
+        f"--slow-seq {args.slow_seq}{flag}",
     )
 
 
