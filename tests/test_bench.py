@@ -470,8 +470,8 @@ def test_compare_judges_rounds_with_an_interval(tmp_path):
 
 def test_reruns_of_one_build_never_fail_compare(minilm_bundle):
     """Five real runs of one build (MiniLM, one thread, batch 1) give ten pairs; compare --fail-on 10% may fail
-    none of them. A model of a few microseconds on two threads can drift 1.6x between runs minutes apart on this
-    shared machine (thread wake-ups dominate it); that is measured in benchmarks/RESULTS.md, not asserted here."""
+    none of them. A model of a few microseconds on two threads drifted 1.6x between runs minutes apart on this
+    shared machine (thread wake-ups dominate it), so this test does not use one."""
     config = BenchConfig(
         target=minilm_bundle, variant="fp32", threads=(1,), batch_sizes=(1,), seq_len=16, min_time=1.0, min_count=30,
         throughput_time=0.3, warmup=2, cold_runs=0, energy_meter="off",
@@ -491,7 +491,7 @@ def test_reruns_of_one_build_never_fail_compare(minilm_bundle):
 
 
 def test_compare_detects_a_longer_sequence(minilm_bundle, tmp_path):
-    """Twice the tokens is a real slowdown of well over 10% (1.3x the tokens gave only 1.06x to 1.19x here, see
+    """Twice the tokens is a real slowdown of well over 10% (1.3x the tokens gave only 1.13x to 1.27x here, see
     benchmarks/RESULTS.md). On a quiet pair of runs compare must flag it and fail; when the machine was busy it
     must say so instead of judging. Up to three tries for a quiet pair."""
     common = ["bench", str(minilm_bundle), "--variant", "fp32", "--threads", "1", "--batch-sizes", "1"]
