@@ -14,21 +14,12 @@ import time
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
-    from pathlib import Path
 
     from .memory import peak_rss_mib
-    from .workload import open_target, parse_shapes
+    from .workload import open_spec
 
     t_start = time.perf_counter()
-    target = open_target(
-        Path(spec["target"]),
-        variant=spec.get("variant"),
-        threads=spec.get("threads", 0),
-        seq_len=spec.get("seq_len", 128),
-        shapes=parse_shapes(spec.get("shapes", [])),
-        input_file=Path(spec["input_file"]) if spec.get("input_file") else None,
-        values=spec.get("values") or {},
-    )
+    target = open_spec(spec)
     t_load = time.perf_counter()
     target.make_call(target.latency_batch)()
     t_first = time.perf_counter()

@@ -150,8 +150,9 @@ def print_rich(r: dict[str, Any], console=None) -> None:
         show = any(header)
         heads = header if show else [""] * len(header)
         style_of = {"FAIL": "red", "PASS": "green"}
-        if _fits(heads, rows, width, 3, 4) or _fits(heads, rows, width, 1, 0):
-            plain = not _fits(heads, rows, width, 3, 4)
+        boxed = _fits(heads, rows, width, 3, 4)
+        if boxed or _fits(heads, rows, width, 1, 0):
+            plain = not boxed
             table = Table(
                 title=title,
                 show_header=show,

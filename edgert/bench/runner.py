@@ -93,6 +93,19 @@ class _State:
     phase: str = "setup"
 
 
+def target_spec(config: BenchConfig, threads: int) -> dict[str, Any]:
+    """What a fresh process needs to open the same target (workload.open_spec reads it)."""
+    return {
+        "target": str(config.target),
+        "variant": config.variant,
+        "threads": threads,
+        "seq_len": config.seq_len,
+        "shapes": list(config.shapes),
+        "values": parse_values(list(config.values)),
+        "input_file": str(config.input_file) if config.input_file else None,
+    }
+
+
 def _round(spec: dict[str, Any]) -> dict[str, Any]:
     """One round in a fresh worker process (edgert.bench.worker); its failure is one line."""
     proc = subprocess.run(
@@ -128,15 +141,7 @@ def _versions() -> dict[str, str | None]:
 
 
 def _cold_start(config: BenchConfig, progress: Progress, state: _State) -> dict[str, Any]:
-    spec = {
-        "target": str(config.target),
-        "variant": config.variant,
-        "threads": config.threads[0],
-        "seq_len": config.seq_len,
-        "shapes": list(config.shapes),
-        "input_file": str(config.input_file) if config.input_file else None,
-        "values": parse_values(list(config.values)),
-    }
+    spec = target_spec(config, config.threads[0])
     walls, parts, peaks = [], [], []
     state.result["cold_start"] = {"runs": walls, "parts": parts, "peak_rss_mib": peaks}
     progress.phase("cold start (fresh processes)", config.cold_runs)
@@ -331,13 +336,7 @@ def _rounds(config, progress, state, entry, label, threads, batches, spreads) ->
     round for the spread and for compare. A Ctrl-C keeps the rounds already done."""
     n = config.rounds
     spec = {
-        "target": str(config.target),
-        "variant": config.variant,
-        "threads": threads,
-        "seq_len": config.seq_len,
-        "shapes": list(config.shapes),
-        "values": parse_values(list(config.values)),
-        "input_file": str(config.input_file) if config.input_file else None,
+        **target_spec(config, threads),
         "warmup": max(config.warmup // n, 2),
         "min_time": config.min_time / n,
         "min_count": math.ceil(config.min_count / n),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
 
 def timed(call, *, min_time: float, min_count: int, max_time: float) -> list[int]:
@@ -41,17 +40,9 @@ def timed(call, *, min_time: float, min_count: int, max_time: float) -> list[int
 
 
 def measure(spec: dict) -> dict:
-    from .workload import open_target, parse_shapes
+    from .workload import open_spec
 
-    target = open_target(
-        Path(spec["target"]),
-        variant=spec.get("variant"),
-        threads=spec.get("threads", 0),
-        seq_len=spec.get("seq_len", 128),
-        shapes=parse_shapes(spec.get("shapes", [])),
-        input_file=Path(spec["input_file"]) if spec.get("input_file") else None,
-        values=spec.get("values") or {},
-    )
+    target = open_spec(spec)
     call = target.make_call(target.latency_batch)
     for _ in range(max(spec.get("warmup", 2), 1)):
         call()

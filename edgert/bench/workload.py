@@ -112,6 +112,19 @@ def open_target(
     return target
 
 
+def open_spec(spec: dict) -> Target:
+    """The target a worker or cold-start process is told to open (the JSON spec from runner.target_spec)."""
+    return open_target(
+        Path(spec["target"]),
+        variant=spec.get("variant"),
+        threads=spec.get("threads", 0),
+        seq_len=spec.get("seq_len", 128),
+        shapes=parse_shapes(spec.get("shapes", [])),
+        input_file=Path(spec["input_file"]) if spec.get("input_file") else None,
+        values=spec.get("values") or {},
+    )
+
+
 def _target(
     model, seq_len: int, shapes: dict[str, tuple[int, ...]], input_file: Path | None, values: dict[str, float]
 ) -> Target:
