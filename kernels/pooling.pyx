@@ -1,5 +1,9 @@
 # cython: language_level=3
-"""Masked mean pooling, CLS pooling and L2 normalisation; the loops run without the GIL."""
+"""Masked mean pooling, CLS pooling and L2 normalisation; the loops run without the GIL.
+
+Each entry point checks the shapes it indexes by (bounds checking is compiled out): no input reaches memory
+outside its arrays. Padded positions (mask 0) are never read, so a NaN there does not leak into the mean.
+"""
 
 import numpy as np
 from libc.math cimport sqrt
@@ -13,6 +17,8 @@ def mean_pool(const floating[:, :, ::1] hidden, const long long[:, ::1] mask):
     cdef Py_ssize_t B = hidden.shape[0], T = hidden.shape[1], D = hidden.shape[2]
     cdef Py_ssize_t b, t, d
     cdef floating count, inv
+    if mask.shape[0] != B or mask.shape[1] != T:
+        raise ValueError(f"mean_pool: mask shape ({mask.shape[0]}, {mask.shape[1]}) does not match hidden ({B}, {T})")
     dtype = np.float32 if floating is float else np.float64
     out = np.zeros((B, D), dtype=dtype)
     cdef floating[:, ::1] o = out
@@ -35,6 +41,8 @@ def mean_pool(const floating[:, :, ::1] hidden, const long long[:, ::1] mask):
 def cls_pool(const floating[:, :, ::1] hidden):
     cdef Py_ssize_t B = hidden.shape[0], D = hidden.shape[2]
     cdef Py_ssize_t b, d
+    if hidden.shape[1] == 0:
+        raise ValueError("cls_pool: sequence length is 0")
     dtype = np.float32 if floating is float else np.float64
     out = np.empty((B, D), dtype=dtype)
     cdef floating[:, ::1] o = out

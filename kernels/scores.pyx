@@ -1,5 +1,9 @@
 # cython: language_level=3
-"""Softmax and top-k over class scores; the loops run without the GIL."""
+"""Softmax and top-k over class scores; the loops run without the GIL.
+
+Each entry point checks the sizes it indexes by (bounds checking is compiled out), so k = 0 or an empty row
+is an error, never a write outside the output.
+"""
 
 import numpy as np
 from libc.math cimport exp, isnan
@@ -70,6 +74,8 @@ def softmax(const floating[:, ::1] x):
     cdef Py_ssize_t b, c
     cdef floating m
     cdef floating total
+    if C == 0:
+        raise ValueError("softmax: no classes")
     dtype = np.float32 if floating is float else np.float64
     out = np.empty((B, C), dtype=dtype)
     cdef floating[:, ::1] o = out
@@ -100,6 +106,8 @@ def top_k(const floating[:, ::1] x, Py_ssize_t k):
     cdef Py_ssize_t B = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t b, c, p, filled
     cdef double v
+    if not 1 <= k <= C:
+        raise ValueError(f"top_k: k must be between 1 and {C}, got {k}")
     dtype = np.float32 if floating is float else np.float64
     indices = np.empty((B, k), dtype=np.int64)
     values = np.empty((B, k), dtype=dtype)
