@@ -32,9 +32,9 @@ def load(
     """Loads a bundle and returns the task pipeline its manifest names.
 
     ``variant`` picks a model in the bundle ("fp32", "int8"; default: the manifest's default_model).
-    ``task="raw"`` gives a plain session for any bundle. ``verify`` checks the sha256 of the files used
-    (once per file version: see ``Bundle.verify``). ``memory="lean"`` turns off the memory arena and weight
-    prepacking (see ``SessionConfig``).
+    ``task="raw"`` gives a plain session for any bundle. ``verify`` checks the sha256 of every file the
+    pipeline reads, external weights included (once per file version: see ``Bundle.verify``).
+    ``memory="lean"`` turns off the memory arena (see ``SessionConfig``).
     """
     if memory is not None:
         config = replace(config or SessionConfig(), memory=memory)
@@ -52,6 +52,7 @@ def load(
             "load(path, task='raw') gives the bare session"
         )
     if verify:
-        files = bundle.model_files(variant)
-        bundle.verify([*files, *(f for f in bundle.pre.get("files", []) if f in bundle.files)], remember=True)
+        # every byte onnxruntime and the tokenizer read: the graph, the external data it names, the pre files
+        bundle.model_files(variant, verify=True, remember=True)
+        bundle.verify(bundle.pre_files(), remember=True)
     return pipeline(bundle, variant=variant, config=config)

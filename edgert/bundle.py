@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import integrity
 from .errors import BundleError
 
 MANIFEST = "edgert.json"
@@ -112,6 +114,8 @@ class Bundle:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BundleError(f"{where}: malformed manifest ({type(exc).__name__}: {exc})") from None
+        for name in files:
+            _check_name(name, where)
         if task not in TASKS:
             raise BundleError(f"{where}: unknown task {task!r} (known: {', '.join(TASKS)})")
         if default_model not in models:
@@ -122,9 +126,15 @@ class Bundle:
         return bundle
 
     def file(self, name: str) -> Path:
+        """The path of a listed file; it must resolve inside the bundle (a symlink out of it is refused)."""
         if name not in self.files:
             raise BundleError(f"{self.path}: {name} is not listed in {MANIFEST}")
-        return self.path / name
+        path = self.path / name
+        root = os.path.realpath(self.path)
+        real = os.path.realpath(path)
+        if os.path.commonpath([root, real]) != root:
+            raise BundleError(f"{path}: resolves outside the bundle (to {real}); edgert reads only files inside it")
+        return path
 
     def model_file(self, variant: str | None = None) -> Path:
         variant = variant or self.default_model
@@ -134,15 +144,47 @@ class Bundle:
             )
         return self.file(self.models[variant])
 
-    def model_files(self, variant: str | None = None) -> list[str]:
-        """Every file onnxruntime reads for a variant: the graph and, if it has one, its external weights."""
+    def model_files(self, variant: str | None = None, *, verify: bool = False, remember: bool = False) -> list[str]:
+        """Every file onnxruntime reads for a variant: the graph and each external-data file it names.
+
+        The external files are read from the graph itself, not from the manifest's ``model_data``: a graph that
+        names a file the manifest does not list is refused, since its bytes could not be verified. ``verify``
+        checks the sha256 of each (``remember``: see ``verify``).
+        """
         variant = variant or self.default_model
         self.model_file(variant)
-        return [self.models[variant], *([self.model_data[variant]] if variant in self.model_data else [])]
+        graph = self.models[variant]
+        if verify:
+            facts = self._verify_one(graph, remember=remember, facts=lambda p: {"external": locations(p)})
+            refs = facts["external"]
+        else:
+            refs = locations(self.file(graph))
+        names = [graph]
+        for location in refs:
+            name = posixpath.normpath(posixpath.join(posixpath.dirname(graph), location))
+            if location.startswith("/") or name.startswith("../") or name == ".." or name not in self.files:
+                raise BundleError(
+                    f"{self.file(graph)}: reads external data {location!r}, which {MANIFEST} does not list; "
+                    "edgert runs only bytes it can verify"
+                )
+            names.append(name)
+        if verify:
+            self.verify(names[1:], remember=remember)
+        return names
+
+    def pre_files(self) -> list[str]:
+        """The pre-processing files the pipeline reads (tokenizer, configs); each must be listed."""
+        names = self.pre.get("files", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise BundleError(f"{self.path / MANIFEST}: pre.files must be a list of file names, got {names!r}")
+        for name in names:
+            if name not in self.files:
+                raise BundleError(f"{self.path / MANIFEST}: pre.files names {name}, which is not listed under files")
+        return list(names)
 
     def check_sizes(self) -> None:
         for entry in self.files.values():
-            p = self.path / entry.name
+            p = self.file(entry.name)
             if not p.is_file():
                 raise BundleError(f"{p}: listed in {MANIFEST} but missing")
             size = p.stat().st_size
@@ -154,40 +196,59 @@ class Bundle:
     def verify(self, names: Iterable[str] | None = None, *, remember: bool = False) -> None:
         """Checks the sha256 of the named files (all files by default); raises BundleError on a mismatch.
 
-        ``remember=True`` skips files hashed before whose size, mtime, ctime and inode are unchanged: any write
-        to a file moves its ctime, so a changed file is always hashed again. This keeps hashing (about 60 ms
-        for a 90 MB model) out of every cold start after the first.
+        ``remember=True`` skips a file hashed before whose size, mtime, ctime and inode are unchanged, if a stamp
+        signed with this user's key says so (see edgert.integrity): any write to a file moves its ctime, so a
+        changed file is always hashed again. This keeps hashing (about 60 ms for a 90 MB model) out of every cold
+        start after the first. Without ``names``, every model's external-data files must be listed too.
         """
+        if names is None:
+            for variant in self.models:
+                self.model_files(variant, verify=True, remember=remember)
         for name in self.files if names is None else names:
-            entry = self.files[name]
-            path = self.path / name
-            stamp = _stamp_path(path, entry.sha256) if remember else None
-            if stamp is not None and stamp.exists():
-                continue
-            got = sha256_file(path)
-            if got != entry.sha256:
-                raise BundleError(f"{path}: sha256 mismatch (expected {entry.sha256[:12]}.., got {got[:12]}..)")
-            if stamp is not None:
-                try:
-                    stamp.parent.mkdir(parents=True, exist_ok=True)
-                    stamp.touch()
-                except OSError:
-                    pass  # a read-only home only costs the hashing next time
+            self._verify_one(name, remember=remember)
+
+    def _verify_one(self, name: str, *, remember: bool, facts=None) -> dict:
+        """Hashes one file (unless remembered) and returns the facts remembered with it, computed by ``facts``."""
+        if name not in self.files:
+            raise BundleError(f"{self.path}: {name} is not listed in {MANIFEST}")
+        entry = self.files[name]
+        path = self.file(name)
+        known = integrity.recall(path, entry.sha256) if remember else None
+        if known is not None and (facts is None or known):
+            return known
+        got = sha256_file(path)
+        if got != entry.sha256:
+            raise BundleError(f"{path}: sha256 mismatch (expected {entry.sha256[:12]}.., got {got[:12]}..)")
+        found = facts(path) if facts is not None else {}
+        if remember:
+            integrity.remember(path, entry.sha256, found)
+        return found
 
     @property
     def name(self) -> str:
         return str(self.provenance.get("name") or self.path.name)
 
 
-def _stamp_path(path: Path, sha256: str) -> Path | None:
-    from .paths import home
+def _check_name(name: str, where: Path) -> None:
+    """A manifest file name is a normalised relative POSIX path inside the bundle: no .., no absolute path."""
+    ok = (
+        isinstance(name, str)
+        and name
+        and "\\" not in name
+        and "\x00" not in name
+        and not name.startswith("/")
+        and posixpath.normpath(name) == name
+        and not name.startswith("../")
+        and name not in (".", "..")
+    )
+    if not ok:
+        raise BundleError(f"{where}: file entry {name!r} is not a plain relative path inside the bundle")
 
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}|{sha256}"
-    return home() / "verified" / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+def locations(model: Path) -> list[str]:
+    from .external_data import locations as found
+
+    return found(model)
 
 
 def write_manifest(root: Path, manifest: dict[str, Any]) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from . import integrity
 from .errors import SessionError
 from .paths import ort_cache_dir
 
@@ -131,11 +132,61 @@ def cached_model_path(config: SessionConfig, model_sha256: str) -> Path:
     return (config.cache_dir or ort_cache_dir()) / f"{key}.onnx"
 
 
+def _signature(cached: Path) -> Path:
+    return cached.with_name(cached.name + ".sig")
+
+
+def _trusted(cached: Path) -> bool:
+    """A cached optimised graph is used only if its signature (made with this user's key when edgert wrote it)
+    covers its name, which holds the source model's sha256, and its own sha256, and the file still has that hash."""
+    try:
+        sha, _, mac = _signature(cached).read_text(encoding="utf-8").partition("\n")
+    except OSError:
+        return False
+    if not integrity.signed(f"{cached.name}|{sha}", mac.strip()):
+        return False
+    if integrity.recall(cached, sha) is not None:
+        return True
+    from .bundle import sha256_file
+
+    try:
+        ok = sha256_file(cached) == sha
+    except OSError:
+        return False
+    if ok:
+        integrity.remember(cached, sha)
+    return ok
+
+
+def _forget(cached: Path) -> None:
+    for p in (cached, _signature(cached)):
+        try:
+            p.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _store(tmp: Path, cached: Path) -> None:
+    from .bundle import sha256_file
+
+    sha = sha256_file(tmp)
+    mac = integrity.sign(f"{cached.name}|{sha}")
+    if mac is None:
+        tmp.unlink(missing_ok=True)
+        return
+    sig_tmp = _signature(tmp)
+    sig_tmp.write_text(f"{sha}\n{mac}\n", encoding="utf-8")
+    os.replace(tmp, cached)
+    os.replace(sig_tmp, _signature(cached))
+    integrity.remember(cached, sha)
+
+
 def create_session(
     model: str | os.PathLike[str], config: SessionConfig | None = None, *, model_sha256: str | None = None
 ) -> ort.InferenceSession:
     """Builds an InferenceSession. With ``model_sha256`` and caching on, the optimised graph is saved once
-    and later sessions load it with optimisation off, which shortens session creation."""
+    and later sessions load it with optimisation off, which shortens session creation. A cache entry is used
+    only with a valid signature over its hash (see edgert.integrity); any other is deleted and rebuilt."""
     config = (config or SessionConfig()).resolved()
     _check_providers(config.providers)
     model = Path(model)
@@ -143,15 +194,16 @@ def create_session(
         raise SessionError(f"{model}: no such model file")
     use_cache = config.cache_optimized and model_sha256 is not None and config.graph_optimization != "disable"
     try:
-        if use_cache:
+        if use_cache and integrity.secret() is not None:
             cached = cached_model_path(config, model_sha256)
-            if cached.is_file():
+            if _trusted(cached):
                 try:
                     return ort.InferenceSession(
                         str(cached), _options(config, "disable"), providers=list(config.providers)
                     )
                 except Exception:
-                    cached.unlink(missing_ok=True)  # stale or damaged: rebuild it below
+                    pass  # damaged after all: rebuilt below
+            _forget(cached)  # missing, unsigned, altered or stale: never trusted, rebuilt
             so = _options(config, config.graph_optimization)
             tmp = cached.with_name(f".{cached.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             try:
@@ -161,7 +213,7 @@ def create_session(
                 tmp = None  # a read-only cache is no reason to fail
             session = ort.InferenceSession(str(model), so, providers=list(config.providers))
             if tmp is not None and tmp.is_file():
-                os.replace(tmp, cached)
+                _store(tmp, cached)
             return session
         return ort.InferenceSession(
             str(model), _options(config, config.graph_optimization), providers=list(config.providers)

@@ -1,0 +1,189 @@
+"""Verification covers every byte that runs: external weights, the optimised-graph cache, remembered hashes, and
+manifest paths that try to leave the bundle. Each test reproduces a way the check was bypassed before.
+
+The bundles here are tiny raw models made with onnx.helper: y = x @ W, so a tampered W shows in the output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgert
+from edgert import integrity
+from edgert.bundle import MANIFEST, Bundle, sha256_file, write_manifest
+from edgert.errors import BundleError
+from edgert.session import SessionConfig, cached_model_path
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+W = np.arange(12, dtype=np.float32).reshape(3, 4)
+X = np.ones((1, 3), dtype=np.float32)
+
+
+def _model(w: np.ndarray = W):
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])],
+        [numpy_helper.from_array(w, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def make_bundle(root: Path, *, external: bool, name: str = "model.onnx", w: np.ndarray = W) -> Path:
+    root.mkdir(parents=True)
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = Path(name).name + ".data"
+    if external:
+        onnx.save(_model(w), str(path), save_as_external_data=True, location=data, size_threshold=0)
+    else:
+        onnx.save(_model(w), str(path))
+    manifest = {"task": "raw", "models": {"fp32": name}, "default_model": "fp32", "inputs": [], "outputs": []}
+    write_manifest(root, manifest)
+    return root
+
+
+def _run(bundle: Path) -> np.ndarray:
+    return edgert.load(bundle)({"x": X})["y"]
+
+
+def _tamper(path: Path, new: bytes) -> None:
+    """Same size, new bytes, then the old mtime back (as a careful attacker would)."""
+    st = path.stat()
+    assert len(new) == st.st_size
+    path.write_bytes(new)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_external_data_tamper_is_caught_at_load(tmp_path):
+    bundle = make_bundle(tmp_path / "b", external=True)
+    np.testing.assert_array_equal(_run(bundle), X @ W)
+    data = bundle / "model.onnx.data"
+    raw = bytearray(data.read_bytes())
+    raw[:4] = np.float32(1000).tobytes()
+    _tamper(data, bytes(raw))
+    with pytest.raises(BundleError, match="model.onnx.data: sha256 mismatch"):
+        _run(bundle)
+
+
+def test_external_data_the_manifest_does_not_list_is_refused(tmp_path):
+    """The graph, not the manifest, says what onnxruntime reads: an unlisted weights file is never run."""
+    bundle = make_bundle(tmp_path / "b", external=True)
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    del manifest["files"]["model.onnx.data"]
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="reads external data 'model.onnx.data', which edgert.json does not list"):
+        _run(bundle)
+
+
+def test_optimised_graph_cache_tamper_is_rebuilt_not_trusted(tmp_path):
+    bundle = make_bundle(tmp_path / "b", external=False)
+    np.testing.assert_array_equal(_run(bundle), X @ W)  # writes the optimised graph to the cache
+    sha = Bundle.open(bundle).files["model.onnx"].sha256
+    cached = cached_model_path(SessionConfig().resolved(), sha)
+    assert cached.is_file()
+    # a valid model with other weights, put where the cache entry was
+    onnx.save(_model(W * -1), str(cached))
+    np.testing.assert_array_equal(_run(bundle), X @ W)
+    assert cached.is_file() and Path(str(cached) + ".sig").is_file()  # rebuilt and signed again
+    np.testing.assert_array_equal(_run(bundle), X @ W)
+
+
+def test_cache_entry_with_a_forged_signature_is_not_trusted(tmp_path):
+    bundle = make_bundle(tmp_path / "b", external=False)
+    sha = Bundle.open(bundle).files["model.onnx"].sha256
+    cached = cached_model_path(SessionConfig().resolved(), sha)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(_model(W * -1), str(cached))
+    Path(str(cached) + ".sig").write_text(f"{sha256_file(cached)}\n{'0' * 64}\n")
+    np.testing.assert_array_equal(_run(bundle), X @ W)
+
+
+def test_prewritten_verified_stamps_do_not_bless_a_tampered_file(tmp_path):
+    """A stamp is a file anyone could have written; only one signed with this user's key counts."""
+    bundle = make_bundle(tmp_path / "b", external=True)
+    data = bundle / "model.onnx.data"
+    raw = bytearray(data.read_bytes())
+    raw[:4] = np.float32(1000).tobytes()
+    _tamper(data, bytes(raw))
+    # the stamp a forger would write: the right name (it depends only on public facts), unsigned contents
+    entry = Bundle.open(bundle).files["model.onnx.data"]
+    key = integrity._file_key(data, entry.sha256)
+    stamp = integrity._stamp_path(key)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text('{"forged": true}\n{}')
+    with pytest.raises(BundleError, match="sha256 mismatch"):
+        _run(bundle)
+
+
+def test_a_key_others_can_read_signs_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGERT_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(integrity, "_cached_key", None)
+    assert integrity.secret() is not None
+    key = tmp_path / "home" / "secret"
+    assert key.stat().st_mode & 0o777 == 0o600
+    key.chmod(0o644)
+    monkeypatch.setattr(integrity, "_cached_key", None)
+    assert integrity.secret() is None and integrity.sign("x") is None
+    monkeypatch.setattr(integrity, "_cached_key", None)
+
+
+@pytest.mark.parametrize("name", ["../outside.bin", "/etc/hostname", "a/../../outside.bin", "./model.onnx", ""])
+def test_manifest_paths_must_stay_inside_the_bundle(tmp_path, name):
+    bundle = make_bundle(tmp_path / "b", external=False)
+    (tmp_path / "outside.bin").write_bytes(b"secret")
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["files"][name] = {"bytes": 6, "sha256": "0" * 64}
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="is not a plain relative path inside the bundle"):
+        Bundle.open(bundle, verify=True)
+
+
+def test_symlink_out_of_the_bundle_is_refused(tmp_path):
+    bundle = make_bundle(tmp_path / "b", external=False)
+    outside = tmp_path / "outside.onnx"
+    shutil.move(bundle / "model.onnx", outside)
+    (bundle / "model.onnx").symlink_to(outside)
+    with pytest.raises(BundleError, match="resolves outside the bundle"):
+        Bundle.open(bundle)
+    with pytest.raises(BundleError, match="resolves outside the bundle"):
+        _run(bundle)
+
+
+def test_symlink_inside_the_bundle_is_fine(tmp_path):
+    bundle = make_bundle(tmp_path / "b", external=False)
+    shutil.move(bundle / "model.onnx", bundle / "real.onnx")
+    (bundle / "model.onnx").symlink_to("real.onnx")
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    write_manifest(bundle, {k: v for k, v in manifest.items() if k not in ("files", "format", "schema_version")})
+    np.testing.assert_array_equal(_run(bundle), X @ W)
+
+
+@pytest.mark.parametrize("external", [False, True], ids=["single-file", "external-data"])
+def test_model_in_a_subdirectory(tmp_path, external):
+    bundle = make_bundle(tmp_path / "b", external=external, name="onnx/model.onnx")
+    b = Bundle.open(bundle, verify=True)
+    files = b.model_files(verify=True)
+    assert files == (["onnx/model.onnx", "onnx/model.onnx.data"] if external else ["onnx/model.onnx"])
+    np.testing.assert_array_equal(_run(bundle), X @ W)
+
+
+def test_mismatch_message_names_only_bundle_files(tmp_path):
+    bundle = make_bundle(tmp_path / "b", external=False)
+    model = bundle / "model.onnx"
+    raw = bytearray(model.read_bytes())
+    raw[-1] ^= 1
+    _tamper(model, bytes(raw))
+    with pytest.raises(BundleError, match=r"model.onnx: sha256 mismatch \(expected [0-9a-f]{12}\.\., got"):
+        Bundle.open(bundle, verify=True)
