@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -34,8 +35,9 @@ def resolve_bundle(spec: str | None, *, build: bool = True) -> Path:
         _export_api()  # a clear error if the export extra is missing
         # In a child process: torch and the export's memory stay out of the process that then runs or measures.
         cmd = [sys.executable, "-m", "edgert.cli.main", "export", name, "-o", str(path)]
-        if path.exists():
-            cmd.append("--force")
+        if path.is_dir() and not path.is_symlink():
+            # edgert's own cache directory without a manifest: what an interrupted build left
+            shutil.rmtree(path)
         if subprocess.run(cmd, stdout=sys.stderr).returncode != 0:  # stdout may be JSON lines
             raise EdgertError(f"building the {name} bundle failed (see above)")
     return path

@@ -23,7 +23,7 @@ from .._version import __version__
 from ..bundle import MANIFEST, Bundle, write_manifest
 from ..device import cpu_features, quantization_target
 from ..errors import EdgertError, ExportError, require
-from . import card, recipes, search
+from . import card, place, recipes, search
 from .calibration import for_task as calibration_data
 from .source import OPTIMUM_TASKS, TASK_CHOICES, Source, detect_task, embedding_post, labels, resolve, text_pre
 
@@ -245,10 +245,11 @@ def export_bundle(
     default model and the search in its card, and ``BudgetMissError`` is raised unless ``allow_miss``.
     """
     options = options or ExportOptions()
-    out = Path(out).expanduser().resolve()
-    if out.exists() and not options.force:
-        raise ExportError(f"{out}: already exists; pass --force to replace it")
+    out = Path(out).expanduser().absolute()
+    out = out.parent.resolve() / out.name  # a symlink at OUT itself is not followed: check_output refuses it
     source = resolve(source_spec)
+    place.recover(out, echo)
+    place.check_output(out, source.path if source.local else None, options.force)
     task = detect_task(source) if options.task == "auto" else options.task
     target = quantization_target() if options.target == "auto" else options.target
     quantize = options.quantize != "none"
@@ -259,7 +260,7 @@ def export_bundle(
         require("onnx_ir", "export")  # MatMulNBitsQuantizer needs it; onnxruntime does not pull it in
     steps = Steps(5 if quantize else 4, echo)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    tmp = place.work_dir(out)
     shutil.rmtree(tmp, ignore_errors=True)
     started = time.perf_counter()
     try:
@@ -383,13 +384,8 @@ def export_bundle(
             manifest["provenance"]["export_seconds"] = round(time.perf_counter() - started, 2)
             write_manifest(tmp, manifest)
             Bundle.open(tmp, verify=True)
-            if out.exists():
-                old = out.parent / f".{out.name}.old-{os.getpid()}"
-                os.replace(out, old)
-                os.replace(tmp, out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, out)
+            place.check_output(out, source.path if source.local else None, options.force)  # still a bundle?
+            place.place(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if record is not None and not record["met"] and not options.allow_miss:
