@@ -151,7 +151,7 @@ def test_preprocessor_refuses_what_it_cannot_honour(tmp_path):
         ImagePreprocessor({"size": {"shortest_edge": 32}}, tmp_path)
     with pytest.raises(edgert.errors.TaskError, match="not supported"):
         ImagePreprocessor({"size": {"longest_edge": 32}}, tmp_path)
-    with pytest.raises(edgert.errors.TaskError, match="resample=7"):
+    with pytest.raises(edgert.errors.BundleError, match="resample must be one of 0, 1, 2, 3, 4, 5, got 7"):
         ImagePreprocessor({"size": {"height": 8, "width": 8}, "resample": 7}, tmp_path)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from .. import _resample, kernels
-from ..bundle import Bundle
-from ..errors import BundleError, EdgertError, TaskError
+from ..bundle import Bundle, setting
+from ..errors import BundleError, EdgertError, InputError, TaskError
 from ..session import SessionConfig
-from .base import numpy_dtype
+from .base import numpy_dtype, positive
 from .classification import Classifier, Prediction, probabilities, top_predictions
 
 # Processors whose integer `size` means the shortest edge (transformers' default_to_square=False).
@@ -35,12 +36,31 @@ _SHORTEST_EDGE_PROCESSORS = {
 }
 
 
+def _side(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 16384
+
+
 def _hw(value: Any, what: str, where: Path) -> tuple[int, int]:
-    if isinstance(value, int):
+    if _side(value):
         return value, value
-    if isinstance(value, dict) and {"height", "width"} <= set(value):
-        return int(value["height"]), int(value["width"])
-    raise TaskError(f"{where}: image preprocessor {what} {value!r} is not supported (need height and width)")
+    if isinstance(value, dict) and {"height", "width"} <= set(value) and all(_side(value[k]) for k in value):
+        return value["height"], value["width"]
+    raise TaskError(
+        f"{where}: image preprocessor {what} {value!r} is not supported (need a whole number of pixels, 1 to "
+        "16384, or height and width)"
+    )
+
+
+def _per_channel(pre: dict[str, Any], key: str, at: str) -> np.ndarray:
+    """A number or a list of 1 or 3 numbers, as 3 float32 values."""
+    value = pre.get(key, 0.5)
+    if not isinstance(value, list):
+        value = [setting(pre, key, float, 0.5, at)]
+    else:
+        setting(pre, key, list, None, at, items=float)
+    if len(value) not in (1, 3) or not all(np.isfinite(value)):
+        raise BundleError(f"{at}: {key} must be one finite number or three, got {value!r}")
+    return np.broadcast_to(np.asarray(value, dtype=np.float32), (3,))
 
 
 def _short_long(h: int, w: int, shortest: int) -> tuple[int, int]:
@@ -54,26 +74,30 @@ class ImagePreprocessor:
     """The bundle's image preprocessing; ``size`` is the (height, width) every image ends at."""
 
     def __init__(self, pre: dict[str, Any], where: Path):
-        self.processor = str(pre.get("image_processor_type") or "")
+        at = f"{where} image preprocessor"
+        self.processor = setting(pre, "image_processor_type", str, None, at) or ""
         processor = self.processor.removesuffix("Fast")
-        self.resample = int(pre.get("resample", _resample.BILINEAR))
-        if self.resample not in _resample.NAMES:
-            raise TaskError(f"{where}: image preprocessor resample={self.resample} is not a known filter")
-        self.do_resize = bool(pre.get("do_resize", True))
+        self.resample = setting(pre, "resample", int, _resample.BILINEAR, at, choices=tuple(_resample.NAMES))
+        self.do_resize = setting(pre, "do_resize", bool, True, at)
         size = pre.get("size")
+        if isinstance(size, dict) and set(size) == {"shortest_edge"} and not _side(size["shortest_edge"]):
+            raise TaskError(f"{at}: size.shortest_edge must be a whole number of pixels, got {size!r}")
         if isinstance(size, int):
             size = (
                 {"shortest_edge": size} if processor in _SHORTEST_EDGE_PROCESSORS else {"height": size, "width": size}
             )
-        self.crop_pct = pre.get("crop_pct") if processor == "ConvNextImageProcessor" else None
-        self.do_center_crop = bool(pre.get("do_center_crop", False)) and self.crop_pct is None
+        convnext = processor == "ConvNextImageProcessor"
+        self.crop_pct = setting(pre, "crop_pct", float, None, at, minimum=0.01) if convnext else None
+        if self.crop_pct is not None and self.crop_pct > 1:
+            raise BundleError(f"{at}: crop_pct must be between 0.01 and 1, got {self.crop_pct!r}")
+        self.do_center_crop = setting(pre, "do_center_crop", bool, False, at) and self.crop_pct is None
         self.crop = _hw(pre["crop_size"], "crop_size", where) if self.do_center_crop and "crop_size" in pre else None
         if self.do_center_crop and self.crop is None:
             raise TaskError(f"{where}: image preprocessor asks for a center crop but gives no crop_size")
         self.shortest = self.exact = None
         if self.do_resize:
             if isinstance(size, dict) and "shortest_edge" in size and len(size) == 1:
-                self.shortest = int(size["shortest_edge"])
+                self.shortest = size["shortest_edge"]
             else:
                 self.exact = _hw(size, "size", where)
         if self.crop_pct is not None and self.shortest is not None:
@@ -92,16 +116,20 @@ class ImagePreprocessor:
     @staticmethod
     def _table(pre: dict[str, Any], where: Path) -> np.ndarray:
         """(3, 256) float32: each uint8 value rescaled and normalised exactly as transformers does it."""
+        at = f"{where} image preprocessor"
         values = np.arange(256, dtype=np.uint8)
         x = np.broadcast_to(values.astype(np.float32), (3, 256))
-        if pre.get("do_rescale", True):
-            x = (values.astype(np.float64) * float(pre.get("rescale_factor", 1 / 255))).astype(np.float32)
+        if setting(pre, "do_rescale", bool, True, at):
+            factor = setting(pre, "rescale_factor", float, 1 / 255, at)
+            if factor <= 0:
+                raise BundleError(f"{at}: rescale_factor must be a number > 0, got {factor!r}")
+            x = (values.astype(np.float64) * factor).astype(np.float32)
             x = np.broadcast_to(x, (3, 256))
-        if pre.get("do_normalize", True):
-            mean = np.broadcast_to(np.asarray(pre.get("image_mean", 0.5), dtype=np.float32), (3,))
-            std = np.broadcast_to(np.asarray(pre.get("image_std", 0.5), dtype=np.float32), (3,))
+        if setting(pre, "do_normalize", bool, True, at):
+            mean = _per_channel(pre, "image_mean", at)
+            std = _per_channel(pre, "image_std", at)
             if np.any(std == 0):
-                raise TaskError(f"{where}: image preprocessor has a zero image_std")
+                raise BundleError(f"{at}: image_std has a zero")
             x = (x - mean[:, None]) / std[:, None]
         return np.ascontiguousarray(x, dtype=np.float32)
 
@@ -159,12 +187,64 @@ def _decode(source: object, index: int) -> np.ndarray:
         ) from None
     name = f"{source}" if not isinstance(source, bytes) else f"{len(source)} bytes"
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-            return np.asarray(im.convert("RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # edgert's own limit applies below
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+                return _pil_rgb(im, index, name)
     except FileNotFoundError:
         raise EdgertError(f"image {index}: {name}: no such file") from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"image {index}: {name}: too large to decode safely ({exc})") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise EdgertError(f"image {index}: {name}: not a readable image ({exc})") from None
+
+
+#: Decoding a large image needs width x height x 3 bytes at least, and a small compressed file can declare a huge
+#: one (a 140 KB PNG can decode to 1.6 GB). 50 megapixels (150 MB of RGB) admits a 48 MP phone photo and keeps a
+#: 1 GB board alive. EDGERT_MAX_IMAGE_PIXELS sets another limit; 0 leaves only Pillow's own (about 179 MP).
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+def max_pixels() -> int:
+    env = os.environ.get("EDGERT_MAX_IMAGE_PIXELS")
+    if env is None or env.strip() == "":
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(env)
+    except ValueError:
+        raise InputError(f"EDGERT_MAX_IMAGE_PIXELS must be a whole number (0: no limit), got {env!r}") from None
+    if value < 0:
+        raise InputError(f"EDGERT_MAX_IMAGE_PIXELS must be >= 0, got {value}")
+    return value
+
+
+_SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+
+def _pil_rgb(im, index: int, name: str) -> np.ndarray:
+    """A PIL image to uint8 RGB, checked against the pixel limit before its pixels are decoded.
+
+    16-bit grey (PNG's 16-bit depth) is scaled to 8 bits (v * 255 / 65535, rounded), where Pillow's convert
+    would clip it to white. Float and 32-bit integer pixels have no fixed range and are refused.
+    """
+    width, height = im.size
+    limit = max_pixels()
+    if limit and width * height > limit:
+        raise InputError(
+            f"image {index}: {name}: {width}x{height} is {width * height / 1e6:.1f} megapixels, over the limit of "
+            f"{limit / 1e6:g} (set EDGERT_MAX_IMAGE_PIXELS to change it)"
+        )
+    mode = im.mode
+    if mode in _SIXTEEN_BIT or (mode == "I" and getattr(im, "format", None) == "PNG"):
+        wide = np.asarray(im).astype(np.uint32)
+        grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode in ("F", "I") or mode.startswith("I;"):
+        raise InputError(
+            f"image {index}: {name}: {mode} pixels ({'32-bit float' if mode == 'F' else 'wide integers'}) have no "
+            "fixed range; convert the image to 8 bits per channel first"
+        )
+    return np.asarray(im.convert("RGB"))
 
 
 def to_rgb(image: object, index: int = 0) -> np.ndarray:
@@ -172,7 +252,7 @@ def to_rgb(image: object, index: int = 0) -> np.ndarray:
     if isinstance(image, (str, os.PathLike, bytes)):
         return _decode(image, index)
     if _is_pil(image):
-        return np.asarray(image.convert("RGB"))  # type: ignore[attr-defined]
+        return _pil_rgb(image, index, type(image).__name__)
     if not isinstance(image, np.ndarray):
         raise TypeError(
             f"image {index}: expected a uint8 array, a path, bytes or a PIL image, got {type(image).__name__}"
@@ -233,7 +313,7 @@ class ImageClassifier(Classifier):
         """Probabilities, float32 (n, num_labels)."""
         items = check_images(images)
         out = np.empty((len(items), len(self.labels)), dtype=np.float32)
-        batch_size = max(int(batch_size), 1)
+        batch_size = positive(batch_size)
         for start in range(0, len(items), batch_size):
             chunk = [to_rgb(x, start + i) for i, x in enumerate(items[start : start + batch_size])]
             (logits,) = self.session.run([self.output], {self.input: self.preprocessor(chunk, self.input_dtype)})
