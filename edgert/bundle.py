@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import posixpath
 from collections.abc import Iterable
@@ -227,6 +228,54 @@ class Bundle:
     @property
     def name(self) -> str:
         return str(self.provenance.get("name") or self.path.name)
+
+
+_KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string", list: "a list"}
+_PLURAL = {int: "whole numbers", float: "numbers", str: "strings"}
+
+
+def setting(
+    section: dict[str, Any],
+    key: str,
+    kind: type,
+    default: Any,
+    where: str,
+    *,
+    minimum: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+    items: type | None = None,
+) -> Any:
+    """A typed value from a manifest or preprocessor section, or one line naming the key and what it holds.
+
+    JSON true/false are the only booleans ("false" is not false), a whole number is not a bool, and a number
+    must be finite.
+    """
+    value = section.get(key, default)
+    if value is None and default is None:
+        return None
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if ok and kind is float and not math.isfinite(value):
+        ok = False
+    if ok and items is not None:
+        ok = all(isinstance(v, items) and not isinstance(v, bool) for v in value) or (
+            items is float and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        )
+    if ok and minimum is not None and value < minimum:
+        ok = False
+    if ok and choices is not None and value not in choices:
+        ok = False
+    if not ok:
+        want = _KINDS.get(kind, kind.__name__)
+        if items is not None:
+            want += f" of {_PLURAL.get(items, items.__name__)}"
+        if minimum is not None:
+            want += f" >= {minimum:g}"
+        if choices is not None:
+            want = "one of " + ", ".join(map(str, choices))
+        raise BundleError(f"{where}: {key} must be {want}, got {value!r}")
+    return value
 
 
 def _check_name(name: str, where: Path) -> None:

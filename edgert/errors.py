@@ -21,6 +21,11 @@ class SessionError(EdgertError):
     """onnxruntime cannot build a session as configured (threads, providers, model file)."""
 
 
+class InputError(EdgertError, ValueError):
+    """An input that cannot be processed (a text that is not valid Unicode, an image too large to decode);
+    the message names the item. A ValueError too, so callers that catch ValueError keep working."""
+
+
 class TaskError(EdgertError):
     """A call that does not fit the bundle's task."""
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
 
 from ..bundle import Bundle
-from ..errors import TaskError
+from ..errors import InputError, TaskError
 from ..session import SessionConfig, create_session
 
 _ORT_DTYPES = {
@@ -28,6 +29,17 @@ def numpy_dtype(ort_type: str) -> np.dtype:
         return np.dtype(_ORT_DTYPES[ort_type])
     except KeyError:
         raise TaskError(f"input type {ort_type} is not supported") from None
+
+
+def positive(value: object, name: str = "batch_size") -> int:
+    """A whole number >= 1 (NumPy integers too, not bools), or InputError naming the argument."""
+    try:
+        n = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        n = 0
+    if isinstance(value, bool) or n < 1:
+        raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
+    return n
 
 
 class Task:

@@ -8,10 +8,10 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import kernels
-from ..bundle import Bundle
+from ..bundle import MANIFEST, Bundle, setting
 from ..errors import BundleError
 from ..session import SessionConfig
-from .base import Task
+from .base import Task, positive
 from .text import TextEncoder, check_texts
 
 
@@ -28,9 +28,10 @@ def probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
 
 
 def top_predictions(probs: np.ndarray, labels: list[str], top_k: int) -> list[list[Prediction]]:
+    k = positive(top_k, "top_k")
     if len(probs) == 0:
         return []
-    k = min(max(int(top_k), 1), probs.shape[1])
+    k = min(k, probs.shape[1])  # more than there are labels: all of them
     indices, values = kernels.top_k(probs, k)
     return [
         [Prediction(labels[int(i)], float(v)) for i, v in zip(row_i, row_v)] for row_i, row_v in zip(indices, values)
@@ -43,11 +44,13 @@ class Classifier(Task):
     def __init__(self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None):
         super().__init__(bundle, variant=variant, config=config)
         post = bundle.post
-        self.output = post.get("output", "logits")
+        where = f"{bundle.path / MANIFEST} post"
+        self.output = setting(post, "output", str, "logits", where)
         if self.output not in self.output_names:
             raise BundleError(f"{bundle.path}: model has no output {self.output!r} (has {self.output_names})")
-        self.labels: list[str] = [str(x) for x in post.get("labels", [])]
-        self.multi_label = post.get("problem_type") == "multi_label_classification"
+        self.labels: list[str] = list(setting(post, "labels", list, [], where, items=str))
+        problem = setting(post, "problem_type", str, None, where)
+        self.multi_label = problem == "multi_label_classification"
 
 
 class TextClassifier(Classifier):

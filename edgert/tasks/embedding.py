@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import kernels
-from ..bundle import Bundle
+from ..bundle import MANIFEST, Bundle, setting
 from ..errors import BundleError
 from ..session import SessionConfig
 from .base import Task
@@ -24,14 +24,13 @@ class TextEmbedder(Task):
     def __init__(self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None):
         super().__init__(bundle, variant=variant, config=config)
         post = bundle.post
-        self.output = post.get("output", self.output_names[0])
-        self.pooling = post.get("pooling", "mean")
-        self.normalize = bool(post.get("normalize", False))
-        if self.pooling not in POOLINGS:
-            raise BundleError(f"{bundle.path}: unknown pooling {self.pooling!r} (known: {', '.join(POOLINGS)})")
+        where = f"{bundle.path / MANIFEST} post"
+        self.output = setting(post, "output", str, self.output_names[0], where)
+        self.pooling = setting(post, "pooling", str, "mean", where, choices=POOLINGS)
+        self.normalize = setting(post, "normalize", bool, False, where)
         if self.output not in self.output_names:
             raise BundleError(f"{bundle.path}: model has no output {self.output!r} (has {self.output_names})")
-        self.dim = int(post["dim"]) if "dim" in post else None
+        self.dim = setting(post, "dim", int, None, where, minimum=1)
         self.encoder = TextEncoder(bundle, self.input_names)
         if self.dim is None:
             self.dim = int(self._run(["probe"]).shape[1])

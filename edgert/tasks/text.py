@@ -8,8 +8,9 @@ import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from .. import kernels
-from ..bundle import Bundle
-from ..errors import BundleError
+from ..bundle import MANIFEST, Bundle, setting
+from ..errors import BundleError, InputError
+from .base import positive
 
 
 def check_texts(texts: Sequence[str] | str) -> list[str]:
@@ -25,6 +26,17 @@ def check_texts(texts: Sequence[str] | str) -> list[str]:
     return out
 
 
+def _check_unicode(texts: list[str]) -> None:
+    for i, t in enumerate(texts):
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(
+                f"texts[{i}] is not valid Unicode: a lone surrogate U+{ord(t[exc.start]):04X} at position "
+                f"{exc.start} (text decoded with errors='surrogateescape'? decode it with errors='replace')"
+            ) from None
+
+
 class TextEncoder:
     """The bundle's tokenizer with padding off (edgert pads per batch) and truncation at the model's max length.
 
@@ -34,23 +46,28 @@ class TextEncoder:
 
     def __init__(self, bundle: Bundle, input_names: Sequence[str]):
         pre = bundle.pre
-        name = pre.get("tokenizer", "tokenizer.json")
+        where = f"{bundle.path / MANIFEST} pre"
+        name = setting(pre, "tokenizer", str, "tokenizer.json", where)
         try:
             self.tokenizer = Tokenizer.from_file(str(bundle.file(name)))
         except BundleError:
             raise
         except Exception as exc:
             raise BundleError(f"{bundle.path / name}: cannot read tokenizer ({exc})") from None
-        self.max_length = int(pre.get("max_length", 512))
-        self.pad_id = int(pre.get("pad_id", 0))
+        self.max_length = setting(pre, "max_length", int, 512, where, minimum=2)
+        self.pad_id = setting(pre, "pad_id", int, 0, where, minimum=0)
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.max_length)
         self.wants_token_types = "token_type_ids" in input_names
 
     def encode(self, texts: list[str]) -> list[Encoding]:
-        if len(texts) == 1:
-            return [self.tokenizer.encode(texts[0])]
-        return self.tokenizer.encode_batch(texts)
+        try:
+            if len(texts) == 1:
+                return [self.tokenizer.encode(texts[0])]
+            return self.tokenizer.encode_batch(texts)
+        except Exception:
+            _check_unicode(texts)  # the tokenizer's own message does not say which text or why
+            raise
 
     def batches(
         self, encodings: list[Encoding], batch_size: int
@@ -59,8 +76,7 @@ class TextEncoder:
 
         Texts that fit in one batch are padded to their longest whatever their order, so they skip the sort.
         """
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = positive(batch_size)
         if len(encodings) <= batch_size:
             yield slice(None), self._feeds(encodings)
             return
