@@ -38,7 +38,7 @@ def load(
     """
     if memory is not None:
         config = replace(config or SessionConfig(), memory=memory)
-    p = Path(path)
+    p = Path(os.path.expandvars(os.path.expanduser(os.fspath(path))))
     if p.suffix == ".onnx":
         if not p.is_file():
             raise BundleError(f"{p}: no such model file")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from ..errors import EdgertError, require
@@ -30,6 +31,8 @@ def _percent(text: str, what: str) -> float:
         v = float(t)
     except ValueError:
         raise EdgertError(f"{what}: {text!r} is not a percentage such as 5%") from None
+    if not 0 <= v < 1000:
+        raise EdgertError(f"{what}: {text!r} must be a percentage from 0% (a negative change is no threshold)")
     return v / 100
 
 
@@ -72,6 +75,40 @@ class _RichProgress:
     def update(self, done: float) -> None:
         if self.task is not None:
             self.p.update(self.task, completed=done)
+
+
+def _writable(path: str, flag: str) -> None:
+    """An output path that can be written, checked before a run whose results would otherwise be lost."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise EdgertError(f"{flag} {path}: is a directory; give a file name")
+    parent = p.parent
+    blocked = next((q for q in (parent, *parent.parents) if q.exists()), None)
+    if blocked is not None and not blocked.is_dir():
+        raise EdgertError(f"{flag} {path}: {blocked} is a file, not a directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{p.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise EdgertError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
+
+
+def _check_before_run(args, limits, config) -> None:
+    """Everything that would fail only after the run: output paths, the plot's dependency, unmeasurable budgets."""
+    from ..bench.budget import unmeasurable
+
+    for flag, path in (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
+        if path and path != "-":
+            _writable(path, flag)
+    if args.plot:
+        if Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
+            raise EdgertError(f"--plot {args.plot}: give a .png, .svg, .pdf or .jpg file name")
+        require("matplotlib", "plot")
+    if limits:
+        cannot = unmeasurable(limits, config.cold_runs, config.energy_meter)
+        if cannot:
+            raise EdgertError(f"budget cannot be measured by this run: {'; '.join(cannot)}")
 
 
 def run_bench(args, resolve_bundle) -> int:
@@ -130,6 +167,7 @@ def run_bench(args, resolve_bundle) -> int:
         **{**quick, **{k: v for k, v in timing.items() if v is not None}},
         watts_per_core=args.watts_per_core,
     )
+    _check_before_run(args, limits, config)
     with _RichProgress() as progress:
         result = run(config, progress)
     if limits:
@@ -149,8 +187,10 @@ def run_bench(args, resolve_bundle) -> int:
         print(f"edgert: interrupted during {result['interrupted_in']}{saved}", file=sys.stderr)
         return 130
     if limits and not all(b["passed"] for b in result["budget"]):
-        failed = ", ".join(f"{b['budget']} ({b['config']})" for b in result["budget"] if not b["passed"])
-        print(f"edgert: budget violated: {failed}", file=sys.stderr)
+        for status in ("violated", "not measured"):
+            rows = [f"{b['budget']} ({b['config']})" for b in result["budget"] if b["status"] == status]
+            if rows:
+                print(f"edgert: budget {status}: {', '.join(rows)}", file=sys.stderr)
         return 1
     return 0
 
@@ -158,11 +198,16 @@ def run_bench(args, resolve_bundle) -> int:
 def run_compare(args) -> int:
     require("scipy", "bench")
     from ..bench import records
-    from ..bench.compare import compare, decide, differences
+    from ..bench.compare import check, compare, decide, differences
 
-    a, b = records.load(args.a), records.load(args.b)
     threshold = _percent(args.threshold, "--threshold")
     fail_on = _percent(args.fail_on, "--fail-on") if args.fail_on else None
+    a, b = records.load(args.a), records.load(args.b)
+    for path, result in ((args.a, a), (args.b, b)):
+        try:
+            check(result)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise EdgertError(f"{path}: not a bench result compare can read ({type(exc).__name__}: {exc})") from None
     differ = differences(a, b)
     if differ and not args.force:
         raise EdgertError(

@@ -81,30 +81,69 @@ def cmd_inspect(args) -> int:
     return 0
 
 
-def _texts(args, items: list[str] | None = None, flag: str = "--text TEXT") -> Iterator[list[str]]:
-    """Chunks of inputs: the flag's items (--text by default), else --file lines, else stdin lines."""
-    items = args.text if items is None else items
-    if items:
-        yield list(items)
-        return
-    if args.file in (None, "-"):
-        if args.file is None and sys.stdin.isatty():
-            raise EdgertError(f"no input: pass {flag}, --file FILE, or pipe lines on stdin")
-        stream = sys.stdin
-    else:
-        try:
-            stream = open(args.file, encoding="utf-8")
-        except OSError as exc:
-            raise EdgertError(f"{args.file}: cannot read ({exc.strerror})") from None
-    with stream:
-        chunk: list[str] = []
-        for line in stream:
-            chunk.append(line.rstrip("\n"))
-            if len(chunk) >= 1024:
+class _Inputs:
+    """Chunks of inputs: the flag's items (--text by default), or --file lines, or stdin lines.
+
+    Given items must all be valid text, or the command stops before any work. A line of a file or of stdin that
+    is not UTF-8 is reported on stderr with its line number and skipped; the other lines are processed, and the
+    command then exits 2. Line endings (\\n or \\r\\n) are not part of a line.
+    """
+
+    def __init__(self, args, items: list[str] | None = None, flag: str = "--text"):
+        self.items = args.text if items is None else items
+        self.file = args.file
+        self.flag = flag
+        self.skipped = 0
+        if self.items and self.file is not None:
+            raise EdgertError(f"pass {flag} or --file, not both (--file {self.file} would be ignored)")
+        for i, item in enumerate(self.items, 1):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                bad = ord(item[exc.start])
+                raise EdgertError(
+                    f"{flag} #{i}: not valid UTF-8 text (U+{bad:04X}, a lone surrogate, at position {exc.start})"
+                ) from None
+        if not self.items and self.file is None and sys.stdin.isatty():
+            raise EdgertError(
+                f"no input: pass {flag} {'PATH' if flag == '--image' else 'TEXT'}, --file FILE, or pipe lines on stdin"
+            )
+
+    def __iter__(self) -> Iterator[list[str]]:
+        if self.items:
+            yield list(self.items)
+            return
+        if self.file in (None, "-"):
+            name, stream = "stdin", sys.stdin.buffer
+        else:
+            name = self.file
+            try:
+                stream = open(self.file, "rb")
+            except OSError as exc:
+                raise EdgertError(f"{self.file}: cannot read ({exc.strerror})") from None
+        with stream:
+            chunk: list[str] = []
+            for number, raw in enumerate(stream, 1):
+                try:
+                    chunk.append(raw.decode("utf-8").removesuffix("\n").removesuffix("\r"))
+                except UnicodeDecodeError as exc:
+                    self.skip(f"{name}:{number}: not UTF-8 ({exc.reason} at byte {exc.start})")
+                    continue
+                if len(chunk) >= 1024:
+                    yield chunk
+                    chunk = []
+            if chunk:
                 yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+
+    def skip(self, reason: str) -> None:
+        self.skipped += 1
+        print(f"edgert: error: {reason}; skipped", file=sys.stderr, flush=True)
+
+    def status(self) -> int:
+        if self.skipped:
+            print(f"edgert: {self.skipped} input(s) skipped (see above); the others were processed", file=sys.stderr)
+            return 2
+        return 0
 
 
 def _load(args, pipeline):
@@ -122,14 +161,29 @@ def _load(args, pipeline):
 def cmd_embed(args) -> int:
     from ..tasks import TextEmbedder
 
+    inputs = _Inputs(args)  # bad arguments are refused before the model loads
     model = _load(args, TextEmbedder)
     out = sys.stdout
-    for chunk in _texts(args):
+    for chunk in inputs:
         vectors = model.embed(chunk, batch_size=args.batch_size)
         for text, vec in zip(chunk, vectors):
             out.write(json.dumps({"text": text, "embedding": vec.tolist()}, ensure_ascii=False) + "\n")
     out.flush()
-    return 0
+    return inputs.status()
+
+
+def _decoded(inputs: _Inputs, chunk: list[str], first: int) -> tuple[list[str], list]:
+    """The images of a chunk that decode; each one that does not is reported and skipped."""
+    from ..tasks.image import to_rgb
+
+    names, pixels = [], []
+    for i, item in enumerate(chunk):
+        try:
+            pixels.append(to_rgb(item, first + i))
+            names.append(item)
+        except (EdgertError, ValueError, TypeError) as exc:
+            inputs.skip(str(exc))
+    return names, pixels
 
 
 def cmd_classify(args) -> int:
@@ -141,15 +195,19 @@ def cmd_classify(args) -> int:
         raise EdgertError(f"{path} classifies images: pass --image PATH (or --file with one path per line)")
     if not images and args.image:
         raise EdgertError(f"{path} classifies texts: --image needs an image-classification bundle")
+    inputs = _Inputs(args, args.image, "--image") if images else _Inputs(args)
     model = _load(args, ImageClassifier if images else TextClassifier)
-    key, chunks = ("image", _texts(args, args.image, "--image PATH")) if images else ("text", _texts(args))
+    key = "image" if images else "text"
     out = sys.stdout
-    for chunk in chunks:
-        for item, preds in zip(chunk, model.classify(chunk, top_k=args.top_k, batch_size=args.batch_size)):
+    seen = 0
+    for chunk in inputs:
+        items, batch = _decoded(inputs, chunk, seen) if images else (chunk, chunk)
+        seen += len(chunk)
+        for item, preds in zip(items, model.classify(batch, top_k=args.top_k, batch_size=args.batch_size)):
             labels = [{"label": p.label, "score": p.score} for p in preds]
             out.write(json.dumps({key: item, "labels": labels}, ensure_ascii=False) + "\n")
     out.flush()
-    return 0
+    return inputs.status()
 
 
 def cmd_device(args) -> int:

@@ -9,6 +9,16 @@ from .._version import __version__
 from ..errors import EdgertError
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line on stderr, exit code 2, like every other edgert error."""
 
@@ -29,7 +39,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 def _add_text_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", "-t", action="append", default=[], metavar="TEXT", help="a text (repeatable)")
     p.add_argument("--file", "-f", default=None, help="read texts from FILE, one per line ('-' for stdin)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=_positive, default=32, help="texts or images per model call (default 32)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="an image file (repeatable)",
     )
-    p.add_argument("--top-k", type=int, default=1)
+    p.add_argument("--top-k", type=_positive, default=1, help="labels per input, best first (default 1)")
 
     p = sub.add_parser("bench", help="measure latency, throughput, cold start, memory and energy; check budgets")
     p.add_argument(
