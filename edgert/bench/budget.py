@@ -117,11 +117,21 @@ def load_file(path: str | Path) -> list[Limit]:
     return limits
 
 
-def evaluate(limits: list[Limit], summaries: dict[str, dict[str, float | None]]) -> list[dict[str, Any]]:
-    """One row per limit and configuration (e.g. "threads=1"): measured value, pass/fail, or 'not measured'
-    (which fails: a budget must be checked). Every configuration is judged; each row names the one it judges.
+def unmeasurable(limits: list[Limit], cold_runs: int, energy_meter: str) -> list[str]:
+    """Budgets that a run with these settings cannot measure, each with the reason: refused before the run."""
+    out = []
+    for lim in limits:
+        if lim.metric in ("cold", "rss") and cold_runs == 0:
+            out.append(f"{lim.text} (measured in the cold-start runs, and --cold-runs is 0)")
+        if lim.metric == "energy" and energy_meter == "off":
+            out.append(f"{lim.text} (--energy-meter is off)")
+    return out
 
-    rss and cold come from the cold-start runs, so --cold-runs 0 leaves them unmeasured.
+
+def evaluate(limits: list[Limit], summaries: dict[str, dict[str, float | None]]) -> list[dict[str, Any]]:
+    """One row per limit and configuration (e.g. "threads=1"): the measured value and a status, "passed",
+    "violated" or "not measured". A budget that could not be checked does not pass, but it is not called
+    violated either. Every configuration is judged; each row names the one it judges.
     """
 
     rows = []
@@ -138,6 +148,7 @@ def evaluate(limits: list[Limit], summaries: dict[str, dict[str, float | None]])
                     "unit": lim.unit,
                     "measured": measured,
                     "passed": ok,
+                    "status": "passed" if ok else ("not measured" if measured is None else "violated"),
                 }
             )
     return rows

@@ -11,6 +11,7 @@ reading, one rss figure) is never judged.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,16 @@ class Change:
         return f"{self.metric} {factor:.2f}x {word} ({verdict}{detail}): {self.a:.4g} -> {self.b:.4g} {self.unit}"
 
 
+def _measured(values: Any, what: str) -> list[float]:
+    """Samples that can be compared: a list of finite numbers > 0 (a NaN would print as "nanx faster")."""
+    if not isinstance(values, list) or not values:
+        raise ValueError(f"{what}: expected a list of numbers, got {values!r:.60}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{what}: {v!r} is not a finite number > 0")
+    return [float(v) for v in values]
+
+
 def _rounds(result: dict[str, Any]) -> dict[str, tuple[list[float], bool, str]]:
     """metric -> (one summary per independent round, higher is better, unit)."""
     out = {}
@@ -90,17 +101,31 @@ def _rounds(result: dict[str, Any]) -> dict[str, tuple[list[float], bool, str]]:
         t = c["threads"] or "auto"
         lat = c.get("latency") or {}
         per_round = lat.get("rounds_p50_ms")
+        name = f"latency p50 (threads {t})"
         if per_round:
-            out[f"latency p50 (threads {t})"] = (list(per_round), False, "ms")
+            out[name] = (_measured(per_round, name), False, "ms")
         elif lat.get("samples"):  # a result without rounds: its one median, never tested
-            out[f"latency p50 (threads {t})"] = ([stats.median(lat["samples"]) / 1e6], False, "ms")
+            out[name] = ([stats.median(_measured(lat["samples"], name)) / 1e6], False, "ms")
         for x in c.get("throughput", []):
+            name = f"throughput batch {x['batch']} (threads {t})"
             rates = x.get("rounds_items_per_s") or [x["items_per_s"]]
-            out[f"throughput batch {x['batch']} (threads {t})"] = (list(rates), True, "items/s")
+            out[name] = (_measured(rates, name), True, "items/s")
     cold = (result.get("cold_start") or {}).get("runs") or []
     if cold:  # each cold start is its own fresh process: independent by construction
-        out["cold start"] = (list(cold), False, "ms")
+        out["cold start"] = (_measured(cold, "cold start"), False, "ms")
     return out
+
+
+def check(result: dict[str, Any]) -> None:
+    """Raises ValueError, TypeError, KeyError or AttributeError where a result is not one compare can read:
+    wrong types, missing keys, or samples that are not finite positive numbers."""
+    _rounds(result)
+    noisy(result)
+    differences(result, result)
+    for metric in ("rss", "energy"):
+        value = (result.get("summary") or {}).get(metric)
+        if value is not None:
+            _measured([value], metric)
 
 
 def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

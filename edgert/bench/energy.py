@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import EdgertError
+
 POWERCAP = Path("/sys/class/powercap")
 HWMON = Path("/sys/class/hwmon")
 
@@ -227,6 +229,10 @@ class EstimateMeter:
     kind: str = "estimate"
     estimated: bool = True
 
+    def __post_init__(self) -> None:
+        if not 0 < self.watts_per_core <= 1000:
+            raise EdgertError(f"watts per core must be above 0 (and at most 1000), got {self.watts_per_core}")
+
     @property
     def source(self) -> str:
         return f"estimated: CPU time x {self.watts_per_core:g} W per busy core (profile {self.profile})"
@@ -268,7 +274,6 @@ def probe(powercap: Path = POWERCAP, hwmon: Path = HWMON, pmic: Callable[[], str
 
 def choose(choice: str, board: str | None, machine: str, watts_per_core: float | None = None, **probe_kw):
     """The meter for `--energy-meter CHOICE` (auto: the first real one, else the estimate)."""
-    from ..errors import EdgertError
 
     if choice == "estimate" or (choice == "auto" and watts_per_core is not None):
         profile, w = profile_for(board, machine)

@@ -120,8 +120,8 @@ def sections(r: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
             [
                 b["budget"],
                 b.get("config", "-"),
-                _f(b["measured"], "{:.3f}") + f" {b['unit']}",
-                "PASS" if b["passed"] else "FAIL",
+                _f(b["measured"], "{:.3f}") + f" {b['unit']}" if b["measured"] is not None else "not measured",
+                "PASS" if b["passed"] else ("NOT MEASURED" if b["measured"] is None else "FAIL"),
             ]
             for b in r["budget"]
         ]

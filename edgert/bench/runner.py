@@ -61,6 +61,16 @@ class BenchConfig:
             (self.cold_runs >= 0 and self.warmup >= 0, "--cold-runs and --warmup must be >= 0"),
             (1 <= self.rounds <= 100, f"--rounds must be between 1 and 100, got {self.rounds}"),
             (
+                all(math.isfinite(x) for x in (self.min_time, self.max_time, self.throughput_time, self.energy_time)),
+                "--min-time, --max-time, --throughput-time and --energy-time must be finite",
+            ),
+            (self.throughput_time >= 0, f"--throughput-time must be >= 0 seconds, got {self.throughput_time}"),
+            (self.energy_time > 0, f"--energy-time must be > 0 seconds, got {self.energy_time}"),
+            (
+                self.watts_per_core is None or (math.isfinite(self.watts_per_core) and 0 < self.watts_per_core <= 1000),
+                f"--watts-per-core must be a power in watts, above 0 (and at most 1000), got {self.watts_per_core}",
+            ),
+            (
                 self.energy_meter in ("auto", "off", "estimate", *energy.METERS),
                 f"--energy-meter must be auto, {', '.join(energy.METERS)}, estimate or off",
             ),

@@ -61,6 +61,24 @@ def parse_values(specs: list[str]) -> dict[str, float]:
     return values
 
 
+def read_lines(path: Path) -> list[str]:
+    """The lines of a text file for a text bundle; a line that is not UTF-8 refuses the file before any work."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise EdgertError(f"{path}: cannot read ({exc.strerror})") from None
+    lines = []
+    for number, raw in enumerate(data.splitlines(), 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise EdgertError(
+                f"{path}:{number}: not UTF-8 ({exc.reason} at byte {exc.start}); a text bundle takes a text file, "
+                "one text per line"
+            ) from None
+    return lines
+
+
 def _accept_any(batch: int) -> None:
     return None
 
@@ -130,10 +148,7 @@ def _target(
 ) -> Target:
     if isinstance(model, (TextEmbedder, TextClassifier)):
         if input_file is not None:
-            try:
-                texts = [line.rstrip("\n") for line in input_file.read_text(encoding="utf-8").splitlines()]
-            except OSError as exc:
-                raise EdgertError(f"{input_file}: cannot read ({exc.strerror})") from None
+            texts = read_lines(input_file)
             texts = [t for t in texts if t] or [""]
             what = f"{len(texts)} texts from {input_file.name}"
         else:
