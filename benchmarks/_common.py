@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from edgert import stats
 
 WORDS = (
     "the model runs on a small device and answers quickly while the battery lasts long enough for a full day "
@@ -29,7 +30,7 @@ def mixed_corpus(n: int = 300, seed: int = 0) -> list[str]:
 
 def default_bundle() -> Path:
     """The default bundle, built through edgert's own export path if it is missing."""
-    from edgert.cli.commands import resolve_bundle
+    from edgert.catalog import resolve_bundle
 
     return resolve_bundle(None)
 
@@ -59,8 +60,7 @@ def time_calls(fn, n: int) -> list[float]:
 
 
 def pct(samples: list[float], q: float) -> float:
-    return float(np.percentile(samples, q))
+    return stats.percentiles(samples, [q])[0]
 
 
-def median(samples: list[float]) -> float:
-    return statistics.median(samples)
+median = stats.median

@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import default_bundle, machine_line  # noqa: E402
 from _results import write_section  # noqa: E402
 
-from edgert.bench import compare, records, stats  # noqa: E402
+from edgert import stats  # noqa: E402
+from edgert.bench import compare, records  # noqa: E402
 
 BENCH = ["--variant", "fp32", "--threads", "1", "--batch-sizes", "1", "--min-time", "1.5", "--min-count", "50"]
 BENCH += ["--energy-meter", "off"]

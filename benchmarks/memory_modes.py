@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,6 +60,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=5)
     args = p.parse_args()
     import edgert
+    from edgert import stats
 
     bundle = edgert.Bundle.open(args.bundle)
     model = bundle.model_file(args.variant)
@@ -89,7 +89,7 @@ def main() -> None:
                 )
             else:
                 results[mode].append(json.loads(out.stdout))
-    imports = statistics.median(r["imports_kib"] for r in results.pop("imports")) / 1024
+    imports = stats.median([r["imports_kib"] for r in results.pop("imports")]) / 1024
     size = sum((bundle.path / f).stat().st_size for f in bundle.model_files(args.variant)) / 2**20
     print(f"model {model.name}: {size:.1f} MiB; imports alone: peak {imports:.1f} MiB; medians of {args.runs} runs")
     print(f"{'mode':<12} {'load ms':>8} {'peak MiB':>9} {'over imports':>13} {'x model':>8}")
@@ -97,8 +97,8 @@ def main() -> None:
         if any("error" in r for r in rs):
             print(f"{mode:<12} failed: {next(r['error'] for r in rs if 'error' in r)}")
             continue
-        peak = statistics.median(r["peak_kib"] for r in rs) / 1024
-        load = statistics.median(r["load_s"] for r in rs) * 1e3
+        peak = stats.median([r["peak_kib"] for r in rs]) / 1024
+        load = stats.median([r["load_s"] for r in rs]) * 1e3
         print(f"{mode:<12} {load:>8.1f} {peak:>9.1f} {peak - imports:>13.1f} {(peak - imports) / size:>8.2f}")
 
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .bundle import Bundle
+from .catalog import CATALOG, resolve_bundle
 from .errors import BundleError, TaskError
 from .session import SessionConfig
 from .tasks import ImageClassifier, RawModel, Task, TextClassifier, TextEmbedder
@@ -21,7 +22,7 @@ PIPELINES: dict[str, type[Task]] = {
 
 
 def load(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Bundle,
     *,
     variant: str | None = None,
     task: str | None = None,
@@ -31,6 +32,10 @@ def load(
 ) -> Task:
     """Loads a bundle and returns the task pipeline its manifest names.
 
+    ``path`` is a bundle directory (``~`` and environment variables are expanded), a catalog name such as
+    ``"minilm"`` (built on first use, which needs the export extra), an opened ``Bundle``, or a bare ``.onnx``
+    file (a ``RawModel``, not verified).
+
     ``variant`` picks a model in the bundle ("fp32", "int8"; default: the manifest's default_model).
     ``task="raw"`` gives a plain session for any bundle. ``verify`` checks the sha256 of every file the
     pipeline reads, external weights included (once per file version: see ``Bundle.verify``).
@@ -38,12 +43,17 @@ def load(
     """
     if memory is not None:
         config = replace(config or SessionConfig(), memory=memory)
-    p = Path(os.path.expandvars(os.path.expanduser(os.fspath(path))))
-    if p.suffix == ".onnx":
-        if not p.is_file():
-            raise BundleError(f"{p}: no such model file")
-        return RawModel(model_path=p, config=config)
-    bundle = Bundle.open(p)
+    if isinstance(path, Bundle):
+        bundle, p = path, path.path
+    else:
+        p = Path(os.path.expandvars(os.path.expanduser(os.fspath(path))))
+        if p.suffix == ".onnx":
+            if not p.is_file():
+                raise BundleError(f"{p}: no such model file")
+            return RawModel(model_path=p, config=config)
+        if os.fspath(path) in CATALOG:
+            p = resolve_bundle(os.fspath(path))  # built on first use, as the CLI does
+        bundle = Bundle.open(p)
     name = task or bundle.task
     pipeline = PIPELINES.get(name)
     if pipeline is None:

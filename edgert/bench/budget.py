@@ -14,7 +14,7 @@ class BudgetError(EdgertError):
     """A budget that does not parse; the message points at the bad token."""
 
 
-# metric -> (kind, where to read it in the summary, default comparison)
+# metric -> its kind, which says the units it takes
 METRICS = {
     "p50": "time",
     "p90": "time",

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from . import stats
+from .. import stats
 
 ALPHA = 0.01
 CONFIDENCE = 0.95

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import stats
 from ..errors import EdgertError
-from . import stats
 
 SCHEMA = "edgert.bench/1"
 

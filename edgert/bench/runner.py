@@ -14,12 +14,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
+from .. import stats
 from ..errors import EdgertError
-from . import energy, machine, stats
+from . import energy, machine
 from .memory import peak_rss_mib, rss_mib
 from .records import Run, Stats
 from .workload import open_target, parse_shapes, parse_values
@@ -140,16 +140,6 @@ def threads_in_effect(requested: int) -> tuple[int, str]:
     return resolved, ("--threads" if requested else "onnxruntime's choice")
 
 
-def _versions() -> dict[str, str | None]:
-    out = {}
-    for dist in ("edgert", "onnxruntime", "numpy", "tokenizers"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
 def _cold_start(config: BenchConfig, progress: Progress, state: _State) -> dict[str, Any]:
     spec = target_spec(config, config.threads[0])
     walls, parts, peaks = [], [], []
@@ -215,7 +205,8 @@ def _energy(call, config: BenchConfig, board: str | None, machine: str, progress
 
 def run(config: BenchConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Measures CONFIG.target. On Ctrl-C, returns what was gathered, with "complete": False."""
-    from ..device import describe
+    from ..device import versions
+    from .machine import describe
 
     progress = progress or _Quiet()
     state = _State()
@@ -227,7 +218,7 @@ def run(config: BenchConfig, progress: Progress | None = None) -> dict[str, Any]
             "interrupted_in": None,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": device,
-            "software": _versions(),
+            "software": versions(("edgert", "onnxruntime", "numpy", "tokenizers")),
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
             "configs": [],
         }

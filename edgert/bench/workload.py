@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgertError
-from ..session import SessionConfig
+from ..session import SessionConfig, numpy_dtype
 from ..tasks import ImageClassifier, RawModel, TextClassifier, TextEmbedder
-from ..tasks.base import numpy_dtype
 
 BATCH_NAMES = {"batch", "batch_size", "n", "N", "B", "b", "unk__0"}
 WORDS = (
@@ -118,10 +117,11 @@ def open_target(
     from edgert.bundle import Bundle
 
     config = SessionConfig(intra_op_threads=threads)
-    # a bundle whose task has no pipeline is measured as a raw session
-    task = None if path.suffix == ".onnx" or Bundle.open(path).task in PIPELINES else "raw"
     t = time.perf_counter_ns()
-    model = edgert.load(path, variant=variant, config=config, task=task)
+    source = path if path.suffix == ".onnx" else Bundle.open(path)  # the manifest, read once
+    # a bundle whose task has no pipeline is measured as a raw session
+    task = None if isinstance(source, Path) or source.task in PIPELINES else "raw"
+    model = edgert.load(source, variant=variant, config=config, task=task)
     load_ms = (time.perf_counter_ns() - t) / 1e6
     if values and not isinstance(model, RawModel):
         raise EdgertError("--value sets inputs of a raw ONNX model; this bundle's task builds its own inputs")

@@ -3,44 +3,22 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 from ..bundle import Bundle
-from ..catalog import CATALOG, DEFAULT_MODEL, default_bundle_path
+from ..catalog import resolve_bundle
 from ..errors import EdgertError, MissingDependencyError, TaskError
 
 
 def _export_api():
     try:
-        from .. import export
+        from ..export import build
     except ImportError as exc:
         raise MissingDependencyError(
             f"export needs torch, optimum and transformers ({exc}); run: pip install 'edgert[export]'"
         ) from None
-    return export
-
-
-def resolve_bundle(spec: str | None, *, build: bool = True) -> Path:
-    """A bundle directory from a path or a catalog name; a missing catalog bundle is exported on first use."""
-    name = spec or DEFAULT_MODEL
-    if spec is not None and name not in CATALOG:
-        return Path(spec)
-    path = default_bundle_path(name)
-    if not (path / "edgert.json").is_file() and build:
-        print(f"edgert: building the {name} bundle in {path} (once)", file=sys.stderr)
-        _export_api()  # a clear error if the export extra is missing
-        # In a child process: torch and the export's memory stay out of the process that then runs or measures.
-        cmd = [sys.executable, "-m", "edgert.cli.main", "export", name, "-o", str(path)]
-        if path.is_dir() and not path.is_symlink():
-            # edgert's own cache directory without a manifest: what an interrupted build left
-            shutil.rmtree(path)
-        if subprocess.run(cmd, stdout=sys.stderr).returncode != 0:  # stdout may be JSON lines
-            raise EdgertError(f"building the {name} bundle failed (see above)")
-    return path
+    return build
 
 
 def cmd_export(args) -> int:
@@ -146,16 +124,17 @@ class _Inputs:
         return 0
 
 
-def _load(args, pipeline):
+def _load(args, pipeline, bundle: Bundle | None = None):
+    """The pipeline for the command's bundle; the manifest is read once (pass it when the caller has)."""
     from .. import load
 
-    path = resolve_bundle(args.bundle)
-    task = Bundle.open(path).task
-    if task not in pipeline.tasks:
+    bundle = bundle or Bundle.open(resolve_bundle(args.bundle))
+    if bundle.task not in pipeline.tasks:
         raise TaskError(
-            f"{path}: bundle task is {task!r}; `edgert {args.command}` needs a {' or '.join(pipeline.tasks)} bundle"
+            f"{bundle.path}: bundle task is {bundle.task!r}; `edgert {args.command}` needs a "
+            f"{' or '.join(pipeline.tasks)} bundle"
         )
-    return load(path, variant=args.variant)
+    return load(bundle, variant=args.variant)
 
 
 def cmd_embed(args) -> int:
@@ -189,14 +168,14 @@ def _decoded(inputs: _Inputs, chunk: list[str], first: int) -> tuple[list[str], 
 def cmd_classify(args) -> int:
     from ..tasks import ImageClassifier, TextClassifier
 
-    path = resolve_bundle(args.bundle)
-    images = Bundle.open(path).task in ImageClassifier.tasks
+    bundle = Bundle.open(resolve_bundle(args.bundle))
+    images = bundle.task in ImageClassifier.tasks
     if images and args.text:
-        raise EdgertError(f"{path} classifies images: pass --image PATH (or --file with one path per line)")
+        raise EdgertError(f"{bundle.path} classifies images: pass --image PATH (or --file with one path per line)")
     if not images and args.image:
-        raise EdgertError(f"{path} classifies texts: --image needs an image-classification bundle")
+        raise EdgertError(f"{bundle.path} classifies texts: --image needs an image-classification bundle")
     inputs = _Inputs(args, args.image, "--image") if images else _Inputs(args)
-    model = _load(args, ImageClassifier if images else TextClassifier)
+    model = _load(args, ImageClassifier if images else TextClassifier, bundle)
     key = "image" if images else "text"
     out = sys.stdout
     seen = 0
@@ -211,7 +190,7 @@ def cmd_classify(args) -> int:
 
 
 def cmd_device(args) -> int:
-    from ..device import describe
+    from ..bench.machine import describe
 
     d = describe()
     rows = [
@@ -242,9 +221,9 @@ def cmd_device(args) -> int:
     if not found["usable"]:
         profile, watts = energy.profile_for(d["board"], d["machine"])
         rows.append(("energy", f"bench will ESTIMATE: CPU time x {watts:g} W per core (profile {profile})"))
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+    from .render import print_rows
+
+    print_rows(rows)
     return 0
 
 

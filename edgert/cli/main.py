@@ -7,6 +7,7 @@ import sys
 
 from .._version import __version__
 from ..errors import EdgertError
+from ..export.options import QUANTIZE_CHOICES, TARGET_CHOICES, TASK_CHOICES
 
 
 def _positive(text: str) -> int:
@@ -53,12 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--task",
         default="auto",
-        choices=["auto", "sentence-embedding", "feature-extraction", "text-classification", "image-classification"],
+        choices=TASK_CHOICES,
     )
     p.add_argument(
         "--quantize",
         default="auto",
-        choices=["auto", "none", "dynamic", "static", "int8-weights", "int4-weights"],
+        choices=QUANTIZE_CHOICES,
         help="auto (default): the fastest recipe that meets --accuracy-budget and is batch-invariant",
     )
     p.add_argument(
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target",
         default="auto",
-        choices=["auto", "avx2", "avx512", "avx512_vnni", "arm64", "arm64_dotprod"],
+        choices=TARGET_CHOICES,
         help="quantization preset; auto reads this CPU's ISA",
     )
     p.add_argument(

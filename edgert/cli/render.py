@@ -116,15 +116,20 @@ def card_rows(bundle: Bundle) -> list[tuple[str, str]]:
     return rows
 
 
+def print_rows(rows: list[tuple[str, str]]) -> None:
+    """Key-value rows as plain aligned text: the one plain table printer."""
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+
+
 def print_card(bundle: Bundle) -> None:
     rows = card_rows(bundle)
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        width = max(len(k) for k, _ in rows)
-        for k, v in rows:
-            print(f"{k:<{width}}  {v}")
+        print_rows(rows)
         return
     table = Table(title=f"edgert bundle: {bundle.name}", show_header=False)
     table.add_column(style="bold")

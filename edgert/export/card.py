@@ -8,7 +8,11 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
+
+from ..session import ORT_DTYPES, SessionConfig, create_session
+
+#: The graph as written: no optimisation, no cache (the card describes the exported model, not a rewrite of it).
+_AS_IS = SessionConfig(graph_optimization="disable", cache_optimized=False)
 
 _MAC_OPS = ("MatMul", "Gemm", "Conv", "MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv")
 _QUANT_OPS = (
@@ -36,15 +40,7 @@ def parameter_count(model: onnx.ModelProto) -> int:
 
 
 def _dummy(dtype: str, shape: list[int], name: str) -> np.ndarray:
-    types = {
-        "tensor(int64)": np.int64,
-        "tensor(int32)": np.int32,
-        "tensor(float)": np.float32,
-        "tensor(float16)": np.float16,
-        "tensor(double)": np.float64,
-        "tensor(bool)": np.bool_,
-    }
-    np_type = types.get(dtype, np.float32)
+    np_type = ORT_DTYPES.get(dtype, np.float32)
     if np.issubdtype(np_type, np.integer):
         # ones: valid token ids and a full attention mask
         return np.ones(shape, dtype=np_type)
@@ -65,10 +61,7 @@ def count_macs(path: Path, dims: dict[str, int]) -> int:
     for name in wanted:
         if name not in have and name not in inits:
             model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    session = create_session(model.SerializeToString(), _AS_IS)
     feeds = {}
     for i in session.get_inputs():
         shape = [d if isinstance(d, int) else dims.get(str(d), 1) for d in i.shape]
@@ -106,16 +99,13 @@ def graph_summary(path: Path) -> dict[str, Any]:
 
 def io_spec(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Inputs and outputs with names, dtypes and shapes (symbolic dims as strings)."""
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    s = create_session(path, _AS_IS)
 
     def spec(x):
-        dtype = x.type.removeprefix("tensor(").removesuffix(")")
+        dtype = np.dtype(ORT_DTYPES[x.type]).name if x.type in ORT_DTYPES else x.type
         return {
             "name": x.name,
-            "dtype": {"float": "float32", "double": "float64"}.get(dtype, dtype),
+            "dtype": dtype,
             "shape": [d if isinstance(d, int) else str(d) for d in x.shape],
         }
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import quality
+from .. import quality, stats
 from ..api import PIPELINES
 from ..bundle import Bundle, write_manifest
 from ..device import cpu_features, cpu_model, quantization_target
@@ -97,7 +97,7 @@ def time_models(models: dict[str, Any], items: Sequence[Any], rounds: int = TIMI
             for x in items:
                 quality.outputs(model, [x], batch_size=1)
             samples[name].append((time.perf_counter() - start) * 1e3 / len(items))
-    return {name: float(np.median(s)) for name, s in samples.items()}
+    return {name: stats.median(s) for name, s in samples.items()}
 
 
 def _timing_host(target: str) -> dict[str, Any]:

@@ -3,32 +3,10 @@
 from __future__ import annotations
 
 import operator
-from typing import Any
-
-import numpy as np
 
 from ..bundle import Bundle
 from ..errors import InputError, TaskError
 from ..session import SessionConfig, create_session
-
-_ORT_DTYPES = {
-    "tensor(float)": np.float32,
-    "tensor(float16)": np.float16,
-    "tensor(double)": np.float64,
-    "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32,
-    "tensor(int16)": np.int16,
-    "tensor(int8)": np.int8,
-    "tensor(uint8)": np.uint8,
-    "tensor(bool)": np.bool_,
-}
-
-
-def numpy_dtype(ort_type: str) -> np.dtype:
-    try:
-        return np.dtype(_ORT_DTYPES[ort_type])
-    except KeyError:
-        raise TaskError(f"input type {ort_type} is not supported") from None
 
 
 def positive(value: object, name: str = "batch_size") -> int:
@@ -64,14 +42,6 @@ class Task:
         self.session = create_session(model_path, self.session_config, model_sha256=sha)
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "task": self.bundle.task if self.bundle is not None else "raw",
-            "variant": self.variant,
-            "inputs": [{"name": i.name, "type": i.type, "shape": i.shape} for i in self.session.get_inputs()],
-            "outputs": [{"name": o.name, "type": o.type, "shape": o.shape} for o in self.session.get_outputs()],
-        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.bundle.path)!r}, variant={self.variant!r})"

@@ -22,8 +22,8 @@ import numpy as np
 from .. import _resample, kernels
 from ..bundle import Bundle, setting
 from ..errors import BundleError, EdgertError, InputError, TaskError
-from ..session import SessionConfig
-from .base import numpy_dtype, positive
+from ..session import SessionConfig, numpy_dtype
+from .base import positive
 from .classification import Classifier, Prediction, probabilities, top_predictions
 
 # Processors whose integer `size` means the shortest edge (transformers' default_to_square=False).

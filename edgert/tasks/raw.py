@@ -11,8 +11,8 @@ import onnxruntime as ort
 
 from ..bundle import Bundle
 from ..errors import TaskError
-from ..session import SessionConfig, create_session
-from .base import Task, numpy_dtype
+from ..session import SessionConfig, create_session, numpy_dtype
+from .base import Task
 
 #: A failing run raises with onnxruntime's reason; its own log line on stderr would only repeat it.
 _RUN_OPTIONS = ort.RunOptions()

@@ -1,4 +1,5 @@
-"""Every median, percentile and interval that `edgert bench` and `edgert compare` print goes through here.
+"""Every median, percentile and interval that edgert prints goes through here: bench, compare, the export's
+search and the scripts in benchmarks/.
 
 NumPy computes the order statistics (linear interpolation: an even count's median is the mean of the two middle
 values) and SciPy the test, so there is one definition of each figure and no hand-written statistics.
