@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import EdgertError
 from ..session import SessionConfig, numpy_dtype
 from ..tasks import ImageClassifier, RawModel, TextClassifier, TextEmbedder
+from ..tasks.text import read_lines
 
 BATCH_NAMES = {"batch", "batch_size", "n", "N", "B", "b", "unk__0"}
 WORDS = (
@@ -58,24 +59,6 @@ def parse_values(specs: list[str]) -> dict[str, float]:
             raise EdgertError(f"--value {spec!r}: expected NAME=NUMBER, e.g. sample_rate=16000")
         values[m.group(1)] = float(m.group(2))
     return values
-
-
-def read_lines(path: Path) -> list[str]:
-    """The lines of a text file for a text bundle; a line that is not UTF-8 refuses the file before any work."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise EdgertError(f"{path}: cannot read ({exc.strerror})") from None
-    lines = []
-    for number, raw in enumerate(data.splitlines(), 1):
-        try:
-            lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise EdgertError(
-                f"{path}:{number}: not UTF-8 ({exc.reason} at byte {exc.start}); a text bundle takes a text file, "
-                "one text per line"
-            ) from None
-    return lines
 
 
 def _accept_any(batch: int) -> None:
@@ -148,7 +131,7 @@ def _target(
 ) -> Target:
     if isinstance(model, (TextEmbedder, TextClassifier)):
         if input_file is not None:
-            texts = read_lines(input_file)
+            texts = read_lines(input_file, hint="; a text bundle takes a text file, one text per line")
             texts = [t for t in texts if t] or [""]
             what = f"{len(texts)} texts from {input_file.name}"
         else:

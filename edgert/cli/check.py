@@ -14,17 +14,9 @@ from ..errors import BundleError, EdgertError, TaskError
 
 
 def _user_lines(path: str) -> list[tuple[str, str]]:
-    try:
-        data = Path(path).expanduser().read_bytes()
-    except OSError as exc:
-        raise EdgertError(f"{path}: cannot read ({exc.strerror})") from None
-    out = []
-    for number, raw in enumerate(data.splitlines(), 1):
-        try:
-            out.append((f"{Path(path).name}:{number}", raw.decode("utf-8")))
-        except UnicodeDecodeError as exc:
-            raise EdgertError(f"{path}:{number}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    return out
+    from ..tasks.text import read_lines
+
+    return [(f"{Path(path).name}:{n}", line) for n, line in enumerate(read_lines(path), 1)]
 
 
 def record(bundle: Bundle, result: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import quality
 from ..bundle import Bundle
 from ..session import SessionConfig
 from ..tasks import RawModel, TextClassifier, TextEmbedder
@@ -35,14 +36,8 @@ SAMPLES = [
 _NO_CACHE = SessionConfig(cache_optimized=False)
 
 
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return np.sum(a * b, axis=1)
-
-
 def _compare_vectors(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
-    cos = _cosines(ref.astype(np.float64), got.astype(np.float64))
+    cos = quality.cosines(ref, got)
     return {
         "min_cosine": float(cos.min()),
         "mean_cosine": float(cos.mean()),

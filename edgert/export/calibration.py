@@ -16,24 +16,14 @@ from pathlib import Path
 
 from ..errors import ExportError
 from ..quality import builtin_texts
+from ..tasks.text import read_lines as text_lines
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def read_lines(path: Path) -> list[str]:
     """Non-blank lines of a UTF-8 text file; a bad byte is reported with its line number."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ExportError(f"{path}: cannot read calibration file ({exc.strerror})") from None
-    lines = []
-    for number, raw in enumerate(data.splitlines(), 1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ExportError(f"{path}:{number}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-        if line.strip():
-            lines.append(line)
+    lines = [line for line in text_lines(path, error=ExportError) if line.strip()]
     if not lines:
         raise ExportError(f"{path}: no calibration texts (the file has no non-blank lines)")
     return lines

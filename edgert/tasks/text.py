@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from .. import kernels
 from ..bundle import MANIFEST, Bundle, setting
-from ..errors import BundleError, InputError
+from ..errors import BundleError, EdgertError, InputError
 from .base import positive
+
+
+def read_lines(path: str | os.PathLike[str], *, error: type[EdgertError] = EdgertError, hint: str = "") -> list[str]:
+    """Every line of a UTF-8 text file, without its line ending; a line that is not UTF-8 refuses the file, named
+    with its line number. The one reader of text files (bench --input, check --file, export --calibration)."""
+    path = Path(path).expanduser()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror})") from None
+    lines = []
+    for number, raw in enumerate(data.splitlines(), 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise error(f"{path}:{number}: not UTF-8 ({exc.reason} at byte {exc.start}){hint}") from None
+    return lines
 
 
 def check_texts(texts: Sequence[str] | str) -> list[str]:
