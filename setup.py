@@ -1,8 +1,9 @@
-"""Builds the Cython kernels in kernels/ into edgert._kernels.<name>.
+"""Builds the Cython kernels in kernels/<name>.pyx into edgert.kernels._<name>.
 
-EDGERT_NO_EXTENSIONS=1 builds a pure-Python package; edgert then runs on its NumPy reference kernels.
-When compiling fails (no C compiler, no Python headers), a local install falls back to the pure package and says
-so; a release build sets EDGERT_REQUIRE_EXTENSIONS=1 (cibuildwheel does, see pyproject.toml) and fails instead.
+EDGERT_EXTENSIONS is a three-state switch, as in PyYAML: unset compiles and, where compiling fails (no C compiler,
+no Python headers), installs without that module and says so, and edgert runs that kernel on its NumPy reference;
+1 requires every module (a release build sets it: cibuildwheel does, see pyproject.toml); 0 builds a pure-Python
+package. edgert reads the same switch at run time (edgert.kernels).
 """
 
 import os
@@ -40,16 +41,16 @@ class OptionalBuildExt(build_ext):
             self._fallback(exc)
 
     def _fallback(self, exc):
-        if os.environ.get("EDGERT_REQUIRE_EXTENSIONS") == "1":
+        if os.environ.get("EDGERT_EXTENSIONS") == "1":
             raise
         sys.stderr.write(
             f"edgert: WARNING: compiling the Cython kernels failed ({type(exc).__name__}: {exc}); installing the "
-            "pure-NumPy fallback, which gives the same results more slowly (edgert.KERNELS says 'numpy')\n"
+            "NumPy fallback, which gives the same results more slowly (edgert.kernels.IMPLEMENTATIONS says which)\n"
         )
 
 
 def _extensions() -> list[Extension]:
-    if os.environ.get("EDGERT_NO_EXTENSIONS") == "1":
+    if os.environ.get("EDGERT_EXTENSIONS") == "0":
         return []
     from Cython.Build import cythonize
 
@@ -59,7 +60,7 @@ def _extensions() -> list[Extension]:
     args = [] if sys.platform == "win32" else ["-O3", "-g0", "-fno-trapping-math"]
     link = [] if sys.platform in ("win32", "darwin") else ["-s"]
     exts = [
-        Extension(f"edgert._kernels.{name}", [f"kernels/{name}.pyx"], extra_compile_args=args, extra_link_args=link)
+        Extension(f"edgert.kernels._{name}", [f"kernels/{name}.pyx"], extra_compile_args=args, extra_link_args=link)
         for name in KERNELS
     ]
 

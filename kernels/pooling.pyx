@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""Masked mean pooling, CLS pooling and L2 normalisation; the loops run without the GIL.
+"""Masked mean pooling and L2 normalisation; the loops run without the GIL. (CLS pooling is a slice copy: NumPy's is
+as fast, so it has no compiled version.)
 
 Each entry point checks the shapes it indexes by (bounds checking is compiled out): no input reaches memory
 outside its arrays. Padded positions (mask 0) are never read, so a NaN there does not leak into the mean.
@@ -35,21 +36,6 @@ def mean_pool(const floating[:, :, ::1] hidden, const long long[:, ::1] mask):
             inv = 1 / count
             for d in range(D):
                 o[b, d] = o[b, d] * inv
-    return out
-
-
-def cls_pool(const floating[:, :, ::1] hidden):
-    cdef Py_ssize_t B = hidden.shape[0], D = hidden.shape[2]
-    cdef Py_ssize_t b, d
-    if hidden.shape[1] == 0:
-        raise ValueError("cls_pool: sequence length is 0")
-    dtype = np.float32 if floating is float else np.float64
-    out = np.empty((B, D), dtype=dtype)
-    cdef floating[:, ::1] o = out
-    with nogil:
-        for b in range(B):
-            for d in range(D):
-                o[b, d] = hidden[b, 0, d]
     return out
 
 

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 scripts/bootstrap.sh dev
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 EDGERT_REQUIRE_EXTENSIONS=1
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 EDGERT_EXTENSIONS=1
 .venv/bin/ruff check edgert tests benchmarks examples setup.py
 .venv/bin/ruff format --check -q edgert tests benchmarks examples setup.py
 .venv/bin/python -m pytest -q "$@"

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import edgert
-from edgert import _resample, kernels
+from edgert import kernels
 from edgert.errors import EdgertError
+from edgert.kernels import resample as _resample
 from edgert.tasks.image import ImagePreprocessor
 
 IMPLS = sorted(kernels.implementations())

@@ -2,7 +2,7 @@
 probabilities and the top k labels.
 
 Preprocessing follows the bundle's recorded ``preprocessor_config.json``: resize (Pillow's exact algorithm, see
-edgert._resample), center crop, rescale and normalise. Rescale and normalise fold into one 256-entry table per
+edgert.kernels.resample), center crop, rescale and normalise. Rescale and normalise fold into one 256-entry table per
 channel, computed in float32 in transformers' order, so the model sees the same numbers as under transformers.
 Images are uint8 arrays (H, W, 3) RGB, (H, W) grey or (H, W, 4) RGBA; with Pillow installed also file paths,
 encoded bytes and PIL images.
@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import _resample, kernels
+from .. import kernels
 from ..bundle import Bundle, setting
 from ..errors import BundleError, EdgertError, InputError, TaskError
+from ..kernels import resample as _resample
 from ..session import SessionConfig, numpy_dtype
 from .base import positive
 from .classification import Classifier, Prediction, probabilities, top_predictions

@@ -52,7 +52,7 @@ else
   step "building the aarch64 wheel (compiles the Cython kernels under emulation)"
   mkdir -p "$work/src"
   (cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - ) | tar -xf - -C "$work/src"
-  in_root sh -c 'cd /work/src && /opt/deps/bin/python -m build --wheel --no-isolation --outdir /work/dist > /work/build.log 2>&1' \
+  in_root sh -c 'cd /work/src && EDGERT_EXTENSIONS=1 /opt/deps/bin/python -m build --wheel --no-isolation --outdir /work/dist > /work/build.log 2>&1' \
     || { tail -40 "$work/build.log" >&2; die "the aarch64 wheel did not build"; }
   in_root sh -c 'cd /work && /opt/deps/bin/python -m auditwheel repair --wheel-dir /work/wheelhouse dist/*.whl > /work/auditwheel.log 2>&1' \
     || { tail -20 "$work/auditwheel.log" >&2; die "auditwheel repair failed"; }
@@ -82,7 +82,7 @@ step "running the test suite under QEMU_CPU=cortex-a72 (tests that need torch ar
 mkdir -p "$work/t" && cp -r "$repo/tests" "$work/t/tests" && cp "$repo/pyproject.toml" "$work/t/"
 # test_wheel.py is left out: it builds x86_64 wheels from a checkout; this lane is the aarch64 wheel test.
 # test_bench.py too (6.5 min under qemu, timings that mean nothing there): step 6 runs edgert bench itself.
-if ! QEMU_CPU=cortex-a72 EDGERT_ARM_ENV="EDGERT_TEST_BUNDLES=/work/bundles EDGERT_REQUIRE_EXTENSIONS=1 EDGERT_EMULATED=1" \
+if ! QEMU_CPU=cortex-a72 EDGERT_ARM_ENV="EDGERT_TEST_BUNDLES=/work/bundles EDGERT_EXTENSIONS=1 EDGERT_EMULATED=1" \
   in_root sh -c 'cd /work/t && /work/venv/bin/python -m pytest -q -p no:cacheprovider -rfEs --durations=15 tests --ignore=tests/test_wheel.py --ignore=tests/test_bench.py' > "$out/pytest.log" 2>&1; then
   tail -60 "$out/pytest.log" >&2
   die "the test suite failed on aarch64 (full log: $out/pytest.log)"

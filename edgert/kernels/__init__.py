@@ -1,71 +1,94 @@
-"""Kernel selector: the compiled Cython kernels when they are built, else the NumPy reference.
+"""Kernel selector: for each kernel, the compiled Cython version when it is built, else the NumPy reference.
 
-``IMPLEMENTATION`` says which one is loaded ("cython" or "numpy"). ``EDGERT_NO_EXTENSIONS=1`` forces NumPy.
-Both implementations take the same arguments and return the same results; the wrappers here check and cast
-the inputs once so that neither implementation has to.
+``EDGERT_EXTENSIONS`` is a three-state switch, as in PyYAML's build: unset tries each compiled module and falls
+back to the reference for any that does not import; ``1`` requires every compiled module (an import error
+otherwise); ``0`` uses the reference everywhere. ``IMPLEMENTATIONS`` says, per kernel, which one is loaded, and
+``IMPLEMENTATION`` sums it up ("cython", "numpy", or "mixed"). Both implementations take the same arguments,
+return the same results and refuse the same inputs; the wrappers here check and cast inputs once.
+
+Only kernels that beat NumPy on a real device are compiled (benchmarks/kernels.py measures them); ``cls_pool`` is a
+slice copy, which NumPy does as fast, so it has only the reference.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
 from types import SimpleNamespace
 
 import numpy as np
 
-from . import _kernels_py, _resample
+from . import reference
+from . import resample as _resample
 
-_NAMES = (
-    "pack",
-    "mean_pool",
-    "cls_pool",
-    "l2_normalize",
-    "softmax",
-    "top_k",
-    "resample_horizontal",
-    "resample_vertical",
-    "to_chw",
-)
+#: kernel -> the compiled module (built from kernels/<module>.pyx into edgert.kernels._<module>) that holds it
+COMPILED = {
+    "pack": "packing",
+    "mean_pool": "pooling",
+    "l2_normalize": "pooling",
+    "softmax": "scores",
+    "top_k": "scores",
+    "resample_horizontal": "image",
+    "resample_vertical": "image",
+    "to_chw": "image",
+}
+_NAMES = (*COMPILED, "cls_pool")
 
 
-def _load_compiled() -> SimpleNamespace | None:
-    if os.environ.get("EDGERT_NO_EXTENSIONS") == "1":
+def _switch() -> str | None:
+    value = os.environ.get("EDGERT_EXTENSIONS")
+    if value in (None, ""):
         return None
-    try:
-        from ._kernels import image, packing, pooling, scores
-    except ImportError:
-        return None
-    return SimpleNamespace(
-        pack=packing.pack,
-        mean_pool=pooling.mean_pool,
-        cls_pool=pooling.cls_pool,
-        l2_normalize=pooling.l2_normalize,
-        softmax=scores.softmax,
-        top_k=scores.top_k,
-        resample_horizontal=image.resample_horizontal,
-        resample_vertical=image.resample_vertical,
-        to_chw=image.to_chw,
-    )
+    if value not in ("0", "1"):
+        raise ImportError(f"EDGERT_EXTENSIONS must be 0 (NumPy only), 1 (compiled only) or unset, got {value!r}")
+    return value
 
 
-_REFERENCE = SimpleNamespace(**{name: getattr(_kernels_py, name) for name in _NAMES})
-_COMPILED = _load_compiled()
+def _load_compiled() -> dict[str, object]:
+    """Each compiled kernel that imports here, by kernel name."""
+    switch = _switch()
+    if switch == "0":
+        return {}
+    found: dict[str, object] = {}
+    for module in sorted(set(COMPILED.values())):
+        try:
+            mod = importlib.import_module(f"{__name__}._{module}")
+        except ImportError as exc:
+            if switch == "1":
+                raise ImportError(
+                    f"EDGERT_EXTENSIONS=1 but the compiled kernel module {module} does not import ({exc}); "
+                    "rebuild edgert with a C compiler, or unset EDGERT_EXTENSIONS to fall back to NumPy"
+                ) from None
+            continue
+        for kernel, owner in COMPILED.items():
+            if owner == module:
+                found[kernel] = getattr(mod, kernel)
+    return found
 
-#: Which kernels this process uses: "cython" or "numpy".
-IMPLEMENTATION = "cython" if _COMPILED is not None else "numpy"
+
+_REFERENCE = SimpleNamespace(**{name: getattr(reference, name) for name in _NAMES})
+_FOUND = _load_compiled()
+_SELECTED = SimpleNamespace(**{name: _FOUND.get(name, getattr(reference, name)) for name in _NAMES})
+
+#: Per kernel, which implementation this process uses: "cython" or "numpy".
+IMPLEMENTATIONS = {name: "cython" if name in _FOUND else "numpy" for name in _NAMES}
+#: "cython" when every compiled kernel is loaded, "numpy" when none is, else "mixed".
+IMPLEMENTATION = "cython" if len(_FOUND) == len(COMPILED) else "numpy" if not _FOUND else "mixed"
 
 
 def implementations() -> dict[str, SimpleNamespace]:
-    """Every implementation importable here, by name; tests run each kernel against all of them."""
+    """Every implementation importable here, by name; tests run each kernel against all of them. "cython" holds
+    the compiled kernels that loaded, and the reference for the others (cls_pool has no compiled version)."""
     found = {"numpy": _REFERENCE}
-    if _COMPILED is not None:
-        found["cython"] = _COMPILED
+    if _FOUND:
+        found["cython"] = SimpleNamespace(**{name: _FOUND.get(name, getattr(reference, name)) for name in _NAMES})
     return found
 
 
 def _impl(name: str | None) -> SimpleNamespace:
     if name is None:
-        return _COMPILED if _COMPILED is not None else _REFERENCE
+        return _SELECTED
     try:
         return implementations()[name]
     except KeyError:

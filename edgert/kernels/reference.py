@@ -1,4 +1,5 @@
-"""NumPy reference kernels. The Cython kernels in kernels/*.pyx must give the same results.
+"""NumPy reference kernels. The Cython kernels in kernels/*.pyx must give the same results (tests/test_kernels.py and
+tests/fuzz_kernels.py hold them to it).
 
 edgert.kernels does the casting (dtype, C order). The checks that keep a compiled kernel inside its arrays (row
 types, shapes, k, table windows) are made here too, with the same errors, so that both implementations refuse the
@@ -115,7 +116,7 @@ def check_tables(size: int, bounds: np.ndarray, weights: np.ndarray) -> None:
 
 
 def resample_horizontal(img: np.ndarray, bounds: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """One Pillow resampling pass along the width of a uint8 (H, W, C) image; tables from edgert._resample."""
+    """One Pillow resampling pass along the width of a uint8 (H, W, C) image; tables from edgert.kernels.resample."""
     width_in = img.shape[1]
     if img.shape[2] > 4:
         raise ValueError("resample: at most 4 channels")

@@ -1,1 +1,0 @@
-"""Compiled kernels (built from kernels/*.pyx); see edgert.kernels for the selector."""
