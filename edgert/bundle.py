@@ -26,8 +26,11 @@ TASKS = ("sentence-embedding", "feature-extraction", "text-classification", "ima
 
 
 def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        while chunk := f.read(1 << 20):  # hashlib.file_digest is Python 3.11+, and no faster than this
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def file_entry(path: Path) -> dict[str, Any]:

@@ -113,11 +113,26 @@ def coefficients(in_size: int, out_size: int, resample: int) -> tuple[np.ndarray
     return bounds, fixed
 
 
+@lru_cache(maxsize=1)
+def pillow_major() -> int | None:
+    """The installed Pillow's major version (None: not installed), read from its metadata without importing it."""
+    from importlib import metadata
+
+    try:
+        return int(metadata.version("pillow").split(".")[0])
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+
+
 def vertical_first(in_h: int, in_w: int, out_h: int, out_w: int) -> bool:
     """Pillow 13 runs the vertical pass first when the height shrinks by more than twice as many pixels as the
     width does (python-pillow/Pillow#9549; found to hold on every one of ~2,900 sizes where the order shows).
-    The passes round to uint8 in between, so the order changes the bytes. Pillow 12 and older always went
-    horizontal first, so against those the result can differ in these cases."""
+    The passes round to uint8 in between, so the order changes the bytes. Pillow 12 and older always go
+    horizontal first (Pillow 13 needs Python 3.11; on 3.10 it is 12). edgert follows the Pillow that is
+    installed, since transformers' preprocessing runs on that one, and Pillow 13's order when there is none."""
+    major = pillow_major()
+    if major is not None and major < 13:
+        return False
     return out_h < in_h and (in_h - out_h) > 2 * (in_w - out_w)
 
 
