@@ -12,10 +12,14 @@ log() { echo "py310: [$(( $(date +%s) - t0 )) s] $*" >&2; }
 host_py="$repo/.venv/bin/python"
 [ -x "$host_py" ] || { echo "py310: no host venv: run scripts/test.sh first" >&2; exit 1; }
 
-py="$(command -v python3.10 || true)"
-if [ -z "$py" ]; then
-  py="$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10.*/bin/python 2>/dev/null | sort -V | tail -1 || true)"
-fi
+py=""  # the first interpreter that really is 3.10 (a pyenv shim may exist without a 3.10 selected)
+for cand in $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10.*/bin/python 2>/dev/null | sort -rV) \
+            "$(command -v python3.10 || true)"; do
+  if [ -n "$cand" ] && "$cand" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
+    py="$cand"
+    break
+  fi
+done
 if [ -z "$py" ]; then
   echo "py310: SKIPPED: no Python 3.10 interpreter on this machine (python3.10 or pyenv's 3.10.x)" >&2
   exit 0

@@ -62,3 +62,21 @@ def test_device_reports_kernels():
     assert f"kernels {edgert.KERNELS}" in flat
     for meter in ("rapl", "hwmon", "vcgencmd"):  # each meter says whether it is usable, and why not
         assert f"energy {meter} usable:" in flat or f"energy {meter} not usable:" in flat
+
+
+def test_python_dash_m_edgert_is_the_cli():
+    out = subprocess.run([sys.executable, "-m", "edgert", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"edgert {edgert.__version__}"
+
+
+def test_every_command_help_shows_defaults_and_an_example():
+    from edgert.cli.main import EXAMPLES, build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # argparse keeps them here
+    assert set(commands) == set(EXAMPLES)
+    for name, sub in commands.items():
+        text = sub.format_help()
+        assert f"example:\n  {EXAMPLES[name]}" in text, name
+        assert EXAMPLES[name].split()[0] in ("edgert", "printf"), name
+    assert "(default: 1,8,32)" in commands["bench"].format_help()

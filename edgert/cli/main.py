@@ -20,6 +20,40 @@ def _positive(text: str) -> int:
     return value
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default where it has one and the help does not already say it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (
+            action.option_strings
+            and default not in (None, False, [], argparse.SUPPRESS)
+            and "default" not in text
+            and "%(default)" not in text
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+#: One example per command, shown at the end of its --help.
+EXAMPLES = {
+    "export": "edgert export minilm -o ./minilm-bundle --accuracy-budget 0.995",
+    "inspect": "edgert inspect ./minilm-bundle --json",
+    "check": "edgert check ./minilm-bundle --file my-texts.txt --fail-below 0.99",
+    "embed": "printf 'first text\\nsecond text\\n' | edgert embed ./minilm-bundle > vectors.jsonl",
+    "classify": "edgert classify ./vit-bundle -i photo.jpg --top-k 3",
+    "bench": 'edgert bench --budget "p95<=20ms,rss<=200MB" --json run.json',
+    "compare": "edgert compare baseline.json run.json --fail-on 5%",
+    "device": "edgert device",
+}
+
+
+def _command(sub, name: str, **kw) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows defaults and an example."""
+    return sub.add_parser(name, formatter_class=_Help, epilog=f"example:\n  {EXAMPLES[name]}", **kw)
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line on stderr, exit code 2, like every other edgert error."""
 
@@ -48,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgert {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("export", help="export a Hugging Face model to a verified (quantized) bundle")
+    p = _command(sub, "export", help="export a Hugging Face model to a verified (quantized) bundle")
     p.add_argument("source", help="a local Hugging Face model directory, a catalog name (minilm), or a hub id")
     p.add_argument("-o", "--output", required=True, help="bundle directory to create")
     p.add_argument(
@@ -102,11 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=None)
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
 
-    p = sub.add_parser("inspect", help="show a bundle's model card and verify its files")
+    p = _command(sub, "inspect", help="show a bundle's model card and verify its files")
     p.add_argument("bundle", nargs="?", default=None, help="bundle directory or catalog name (default: minilm)")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "check",
         help="compare a quantized bundle with its fp32 reference on long-tail inputs; record it in the card",
     )
@@ -130,11 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-record", action="store_true", help="do not write the result into the bundle's card")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    p = sub.add_parser("embed", help="embed texts; writes JSON lines")
+    p = _command(sub, "embed", help="embed texts; writes JSON lines")
     _add_model_args(p)
     _add_text_input_args(p)
 
-    p = sub.add_parser("classify", help="classify texts or images; writes JSON lines")
+    p = _command(sub, "classify", help="classify texts or images; writes JSON lines")
     _add_model_args(p)
     _add_text_input_args(p)
     p.add_argument(
@@ -147,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--top-k", type=_positive, default=1, help="labels per input, best first (default 1)")
 
-    p = sub.add_parser("bench", help="measure latency, throughput, cold start, memory and energy; check budgets")
+    p = _command(sub, "bench", help="measure latency, throughput, cold start, memory and energy; check budgets")
     p.add_argument(
         "target",
         nargs="?",
@@ -206,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", default=None, metavar="PATH.png", help="latency histogram and CDF, throughput")
     p.add_argument("--quick", action="store_true", help="short runs, for a smoke test (flags given still win)")
 
-    p = sub.add_parser("compare", help="compare two bench results; flags significant regressions")
+    p = _command(sub, "compare", help="compare two bench results; flags significant regressions")
     p.add_argument("a", help="baseline result JSON")
     p.add_argument("b", help="new result JSON")
     p.add_argument(
@@ -220,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="compare runs of different models, inputs or settings (says what differs)"
     )
 
-    sub.add_parser("device", help="describe this device: CPU, ISA features, board, energy meters, kernels")
+    _command(sub, "device", help="describe this device: CPU, ISA features, board, energy meters, kernels")
     return parser
 
 
