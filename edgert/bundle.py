@@ -205,11 +205,13 @@ class Bundle:
         changed file is always hashed again. This keeps hashing (about 60 ms for a 90 MB model) out of every cold
         start after the first. Without ``names``, every model's external-data files must be listed too.
         """
+        done: set[str] = set()
         if names is None:
             for variant in self.models:
-                self.model_files(variant, verify=True, remember=remember)
+                done.update(self.model_files(variant, verify=True, remember=remember))
         for name in self.files if names is None else names:
-            self._verify_one(name, remember=remember)
+            if name not in done:
+                self._verify_one(name, remember=remember)
 
     def _verify_one(self, name: str, *, remember: bool, facts=None) -> dict:
         """Hashes one file (unless remembered) and returns the facts remembered with it, computed by ``facts``."""
