@@ -46,9 +46,7 @@ def run_all(k):
     return out
 """
 
-CHECK = (
-    KERNEL_INPUTS
-    + """
+CHECK = """
 import json, sys
 import edgert
 from edgert import kernels
@@ -57,7 +55,6 @@ v = edgert.load({bundle!r}, variant="fp32").embed(["installed from a wheel"])
 print(json.dumps({{"kernels": edgert.KERNELS, "per_kernel": kernels.IMPLEMENTATIONS, "results": run_all(kernels),
                   "vector": v[0].tolist()}}))
 """
-)
 
 KERNELS = ("pack", "mean_pool", "cls_pool", "l2_normalize", "softmax", "top_k", "resize", "to_chw")
 
@@ -163,7 +160,7 @@ def test_installed_wheels_run_outside_the_tree(dist, venv, minilm_bundle, tmp_pa
         ]
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "EDGERT_EXTENSIONS")}
-    code = CHECK.format(venv=str(venv), bundle=str(minilm_bundle))
+    code = KERNEL_INPUTS + CHECK.format(venv=str(venv), bundle=str(minilm_bundle))
     import json
 
     compiled = json.loads(_run([py, "-c", code], cwd=tmp_path, env=env).stdout)
