@@ -256,3 +256,15 @@ def test_float16_and_int32_inputs_are_cast():
     out = kernels.mean_pool(hidden, np.array([[1, 0]], dtype=np.int32))
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, 1.0)
+
+
+@pytest.mark.parametrize("classes", [3, kernels.SOFTMAX_COMPILED_MAX_CLASSES, kernels.SOFTMAX_COMPILED_MAX_CLASSES + 1])
+def test_default_softmax_does_not_depend_on_the_batch(classes):
+    """The default picks an implementation by row length only: a row's probabilities are bitwise the same alone
+    and among batch-mates, on both sides of the threshold; long rows get the reference's exactly."""
+    x = np.random.default_rng(0).standard_normal((32, classes)).astype(np.float32)
+    batched = kernels.softmax(x)
+    alone = np.concatenate([kernels.softmax(x[i : i + 1]) for i in range(len(x))])
+    np.testing.assert_array_equal(batched, alone)
+    if classes > kernels.SOFTMAX_COMPILED_MAX_CLASSES:
+        np.testing.assert_array_equal(batched, kernels.softmax(x, impl="numpy"))

@@ -138,10 +138,19 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12, *, impl: str | None = None) 
     return _impl(impl).l2_normalize(_float(x, 2, "l2_normalize"), eps)
 
 
+#: Rows longer than this go to NumPy's softmax when no implementation is asked for: NumPy's SIMD exp wins on long
+#: rows in batches (0.74x for 32x1000 compiled against NumPy), the compiled loop on the short rows of most
+#: classifiers (2.5x to 3x up to 10 classes). The choice depends on the row length only, never on the batch, so a
+#: text's probabilities do not depend on its batch-mates.
+SOFTMAX_COMPILED_MAX_CLASSES = 256
+
+
 def softmax(x: np.ndarray, *, impl: str | None = None) -> np.ndarray:
     x = _float(x, 2, "softmax")
     if x.shape[1] == 0:
         raise ValueError("softmax: no classes")
+    if impl is None and x.shape[1] > SOFTMAX_COMPILED_MAX_CLASSES:
+        return reference.softmax(x)
     return _impl(impl).softmax(x)
 
 
