@@ -1,4 +1,5 @@
-"""Reads `edgert embed` JSON lines on stdin and prints the cosine similarity of every pair.
+"""Reads `edgert embed` JSON lines on stdin and prints the cosine similarity of every pair (the CLI in a pipe; see
+semantic_search.py for the same with the Python API).
 
 printf 'a cat\\na dog\\n' | edgert embed minilm | python examples/similarity.py
 """
@@ -9,6 +10,8 @@ import sys
 import numpy as np
 
 rows = [json.loads(line) for line in sys.stdin if line.strip()]
+if len(rows) < 2:
+    sys.exit(f"need at least two texts to compare, got {len(rows)}")
 texts = [r["text"] for r in rows]
 vecs = np.array([r["embedding"] for r in rows], dtype=np.float32)
 vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)

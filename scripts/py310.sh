@@ -44,7 +44,7 @@ log "exporting the test bundles with the main venv"
 (HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 EDGERT_HOME="$out/export-home" "$host_py" -m tests.bundles "$out/bundles") \
   > "$out/export.log" 2>&1 || { tail -40 "$out/export.log" >&2; exit 1; }
 
-mkdir -p "$out/run" && cp -r "$repo/tests" "$out/run/tests"
+mkdir -p "$out/run" && cp -r "$repo/tests" "$repo/examples" "$out/run/"
 cd "$out/run"
 "$out/venv/bin/python" -c "
 import edgert, sys

@@ -170,3 +170,30 @@ def test_int8_classifier_agrees_with_fp32(classifier_bundle):
     fp = edgert.load(classifier_bundle, variant="fp32").scores(CORPUS)
     q = edgert.load(classifier_bundle).scores(CORPUS)
     assert np.abs(fp - q).max() < 0.1
+
+
+def _linked_copy(src, dst):
+    import os
+
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        os.link(f, dst / f.name)
+    return dst
+
+
+def test_load_takes_catalog_names_user_paths_and_opened_bundles(tmp_path, monkeypatch, minilm_bundle, fp32):
+    from edgert.bundle import Bundle
+    from edgert.catalog import default_bundle_path
+
+    want = fp32.embed(["first contact"])
+    monkeypatch.setenv("EDGERT_HOME", str(tmp_path / "home"))
+    _linked_copy(minilm_bundle, default_bundle_path("minilm"))  # as if built on first use
+    by_name = edgert.load("minilm", variant="fp32")
+    assert by_name.bundle.path == default_bundle_path("minilm")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("BUNDLES", "bundles")
+    _linked_copy(minilm_bundle, tmp_path / "bundles" / "mine")
+    by_user_path = edgert.load("~/$BUNDLES/mine", variant="fp32")
+    by_bundle = edgert.load(Bundle.open(minilm_bundle), variant="fp32")
+    for model in (by_name, by_user_path, by_bundle):
+        np.testing.assert_array_equal(model.embed(["first contact"]), want)

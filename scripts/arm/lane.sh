@@ -79,7 +79,7 @@ print(\"arm: installed\", edgert.__version__, \"from the wheel, kernels\", edger
 
 # 4. The runtime's tests as a Raspberry Pi 4 (no dot-product instructions), on the host-exported bundles.
 step "running the test suite under QEMU_CPU=cortex-a72 (tests that need torch are skipped, with the reason)"
-mkdir -p "$work/t" && cp -r "$repo/tests" "$work/t/tests" && cp "$repo/pyproject.toml" "$work/t/"
+mkdir -p "$work/t" && cp -r "$repo/tests" "$repo/examples" "$work/t/" && cp "$repo/pyproject.toml" "$work/t/"
 # test_wheel.py is left out: it builds x86_64 wheels from a checkout; this lane is the aarch64 wheel test.
 # test_bench.py too (6.5 min under qemu, timings that mean nothing there): step 6 runs edgert bench itself.
 if ! QEMU_CPU=cortex-a72 EDGERT_ARM_ENV="EDGERT_TEST_BUNDLES=/work/bundles EDGERT_EXTENSIONS=1 EDGERT_EMULATED=1" \
