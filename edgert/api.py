@@ -65,4 +65,7 @@ def load(
         # every byte onnxruntime and the tokenizer read: the graph, the external data it names, the pre files
         bundle.model_files(variant, verify=True, remember=True)
         bundle.verify(bundle.pre_files(), remember=True)
+    else:
+        # an unverified model must not seed the optimised-graph cache, which later verified loads would trust
+        config = replace(config or SessionConfig(), cache_optimized=False)
     return pipeline(bundle, variant=variant, config=config)

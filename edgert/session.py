@@ -232,7 +232,10 @@ def create_session(
                 tmp = None  # a read-only cache is no reason to fail
             session = ort.InferenceSession(str(model), so, providers=list(config.providers))
             if tmp is not None and tmp.is_file():
-                _store(tmp, cached)
+                try:
+                    _store(tmp, cached)
+                except OSError:  # a full or read-only disk costs the cache, not the session
+                    tmp.unlink(missing_ok=True)
             return session
         return ort.InferenceSession(
             str(model), _options(config, config.graph_optimization), providers=list(config.providers)

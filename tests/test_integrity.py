@@ -187,3 +187,19 @@ def test_mismatch_message_names_only_bundle_files(tmp_path):
     _tamper(model, bytes(raw))
     with pytest.raises(BundleError, match=r"model.onnx: sha256 mismatch \(expected [0-9a-f]{12}\.\., got"):
         Bundle.open(bundle, verify=True)
+
+
+def test_an_unverified_load_does_not_seed_the_cache(tmp_path):
+    """load(verify=False) runs a tampered model as asked, but its optimised graph must not be cached under the
+    manifest's hash, where a later verified load would find it."""
+    w = W + 7  # weights of its own: no other test has cached this model
+    bundle = make_bundle(tmp_path / "b", external=False, w=w)
+    model = bundle / "model.onnx"
+    good = model.read_bytes()
+    onnx.save(_model(w * -1), str(model))
+    assert model.stat().st_size == len(good)  # same size: only the hash tells
+    np.testing.assert_array_equal(edgert.load(bundle, verify=False)({"x": X})["y"], X @ (w * -1))
+    sha = Bundle.open(bundle).files["model.onnx"].sha256
+    assert not cached_model_path(SessionConfig().resolved(), sha).exists()
+    model.write_bytes(good)
+    np.testing.assert_array_equal(_run(bundle), X @ w)
