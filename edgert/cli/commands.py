@@ -48,6 +48,55 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _hxw(text: str | None, flag: str) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    try:
+        h, w = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else (0, 0)
+    except ValueError:
+        h = w = 0
+    if not (1 <= h <= 16384 and 1 <= w <= 16384):
+        raise EdgertError(f"{flag} {text!r}: expected HxW in pixels, e.g. 224x224 (or one number)")
+    return h, w
+
+
+def _numbers(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise EdgertError(f"{flag} {text!r}: expected one number or three, comma-separated") from None
+
+
+def cmd_import(args) -> int:
+    from ..importer import ImportOptions, import_model
+    from .render import print_card
+
+    options = ImportOptions(
+        task=args.task,
+        labels=args.labels,
+        output=args.output,
+        output_kind=args.output_kind,
+        size=_hxw(args.size, "--size"),
+        shortest_edge=args.shortest_edge,
+        crop=_hxw(args.crop, "--crop"),
+        resample=args.resample,
+        scale=args.scale,
+        mean=_numbers(args.mean, "--mean"),
+        std=_numbers(args.std, "--std"),
+        channel_order=args.channel_order,
+        layout=args.layout,
+        tokenizer=args.tokenizer,
+        pooling=args.pooling,
+        normalize=args.normalize,
+        max_length=args.max_length,
+    )
+    bundle = import_model(args.model, args.out, options, force=args.force)
+    print(f"wrote {bundle.path}")
+    print_card(bundle)
+    return 0
+
+
 def cmd_inspect(args) -> int:
     bundle = Bundle.open(resolve_bundle(args.bundle), verify=True)
     if args.json:

@@ -39,6 +39,7 @@ class _Help(argparse.RawDescriptionHelpFormatter):
 #: One example per command, shown at the end of its --help.
 EXAMPLES = {
     "export": "edgert export minilm -o ./minilm-bundle --accuracy-budget 0.995",
+    "import": "edgert import resnet.onnx -o ./resnet --task image-classification --labels metadata --channel-order BGR",
     "inspect": "edgert inspect ./minilm-bundle --json",
     "check": "edgert check ./minilm-bundle --file my-texts.txt --fail-below 0.99",
     "embed": "printf 'first text\\nsecond text\\n' | edgert embed ./minilm-bundle > vectors.jsonl",
@@ -135,6 +136,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--opset", type=int, default=None)
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+
+    p = _command(sub, "import", help="make a bundle from a ready ONNX file, with its pre- and post-processing")
+    p.add_argument("model", help="the .onnx file (its external-data files are copied too)")
+    p.add_argument("-o", "--output-dir", dest="out", required=True, help="bundle directory to create")
+    p.add_argument(
+        "--task", default="raw", choices=["image-classification", "text-classification", "sentence-embedding", "raw"]
+    )
+    p.add_argument(
+        "--labels", default=None, metavar="FILE|metadata[:KEY]", help="one label per line, or the model's metadata"
+    )
+    p.add_argument("--output", default=None, metavar="NAME", help="the output to read (default: the first)")
+    p.add_argument(
+        "--output-kind", default="logits", choices=["logits", "probabilities"], help="probabilities: no softmax on top"
+    )
+    p.add_argument(
+        "--size", default=None, metavar="HxW", help="resize images to this (default: the model's fixed size)"
+    )
+    p.add_argument("--shortest-edge", type=int, default=None, metavar="N", help="or resize the shortest edge to N")
+    p.add_argument("--crop", default=None, metavar="HxW", help="then center-crop to this")
+    p.add_argument(
+        "--resample", default="bilinear", choices=["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"]
+    )
+    p.add_argument(
+        "--scale", type=float, default=1 / 255, help="pixel values times this; 1 keeps 0 to 255 (default: 1/255)"
+    )
+    p.add_argument(
+        "--mean", default="0", metavar="M[,M,M]", help="subtracted after scaling, in the model's channel order"
+    )
+    p.add_argument("--std", default="1", metavar="S[,S,S]", help="divides after the mean")
+    p.add_argument("--channel-order", default="RGB", choices=["RGB", "BGR"])
+    p.add_argument("--layout", default=None, choices=["NCHW", "NHWC"], help="default: read from the model's input")
+    p.add_argument("--tokenizer", default=None, metavar="FILE", help="tokenizer.json, for text tasks")
+    p.add_argument("--pooling", default="mean", choices=["mean", "cls", "none"])
+    p.add_argument("--normalize", action="store_true", help="L2-normalise embeddings")
+    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--force", action="store_true", help="replace OUTPUT if it is an edgert bundle")
 
     p = _command(sub, "inspect", help="show a bundle's model card and verify its files")
     p.add_argument("bundle", nargs="?", default=None, help="bundle directory or catalog name (default: minilm)")

@@ -105,13 +105,13 @@ def card_rows(bundle: Bundle) -> list[tuple[str, str]]:
     if prov:
         rows.append(("source", str(prov.get("source"))))
         versions = prov.get("versions") or {}
-        rows.append(
-            (
-                "exported",
-                f"{prov.get('exported_at')} in {prov.get('export_seconds')} s with "
-                + ", ".join(f"{k} {v}" for k, v in versions.items() if v),
+        with_versions = ", ".join(f"{k} {v}" for k, v in versions.items() if v)
+        if "imported_at" in prov:
+            rows.append(("imported", f"{prov['imported_at']} (a ready ONNX file) with {with_versions}"))
+        else:
+            rows.append(
+                ("exported", f"{prov.get('exported_at')} in {prov.get('export_seconds')} s with {with_versions}")
             )
-        )
     rows.append(("files", f"{len(bundle.files)} files, sha256 verified"))
     return rows
 

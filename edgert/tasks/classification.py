@@ -48,9 +48,23 @@ class Classifier(Task):
         self.output = setting(post, "output", str, "logits", where)
         if self.output not in self.output_names:
             raise BundleError(f"{bundle.path}: model has no output {self.output!r} (has {self.output_names})")
-        self.labels: list[str] = list(setting(post, "labels", list, [], where, items=str))
         problem = setting(post, "problem_type", str, None, where)
         self.multi_label = problem == "multi_label_classification"
+        #: "probabilities" for a model whose output is already a distribution: softmax is not applied again
+        self.output_kind = setting(post, "output_kind", str, "logits", where, choices=("logits", "probabilities"))
+        labels = list(setting(post, "labels", list, [], where, items=str))
+        if not labels:
+            shape = next(o.shape for o in self.session.get_outputs() if o.name == self.output)
+            width = shape[-1] if shape and isinstance(shape[-1], int) and shape[-1] > 0 else None
+            if width is None:
+                raise BundleError(f"{bundle.path}: no labels in the manifest and the output {self.output} is {shape}")
+            labels = [f"LABEL_{i}" for i in range(width)]
+        self.labels: list[str] = labels
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        if self.output_kind == "probabilities":
+            return np.asarray(logits, dtype=np.float32)
+        return probabilities(logits, self.multi_label)
 
 
 class TextClassifier(Classifier):
@@ -71,7 +85,7 @@ class TextClassifier(Classifier):
         encodings = self.encoder.encode(texts)
         for idx, feeds in self.encoder.batches(encodings, batch_size):
             (logits,) = self.session.run([self.output], feeds)
-            out[idx] = probabilities(logits, self.multi_label)
+            out[idx] = self.probabilities(logits)
         return out
 
     def classify(self, texts: Sequence[str] | str, *, top_k: int = 1, batch_size: int = 32) -> list[list[Prediction]]:

@@ -25,7 +25,7 @@ from ..errors import BundleError, EdgertError, InputError, TaskError
 from ..kernels import resample as _resample
 from ..session import SessionConfig, numpy_dtype
 from .base import positive
-from .classification import Classifier, Prediction, probabilities, top_predictions
+from .classification import Classifier, Prediction, top_predictions
 
 # Processors whose integer `size` means the shortest edge (transformers' default_to_square=False).
 _SHORTEST_EDGE_PROCESSORS = {
@@ -113,6 +113,14 @@ class ImagePreprocessor:
                 "load(path, task='raw') and feed pixel_values yourself"
             )
         self.lut = self._table(pre, where)
+        # bundles imported from other frameworks: Caffe and OpenCV models take BGR, TensorFlow ones NHWC
+        self.bgr = setting(pre, "channel_order", str, "RGB", at, choices=("RGB", "BGR")) == "BGR"
+        self.layout = setting(pre, "layout", str, "NCHW", at, choices=("NCHW", "NHWC"))
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """One image's model input: (3, height, width) for NCHW, (height, width, 3) for NHWC."""
+        return (3, *self.size) if self.layout == "NCHW" else (*self.size, 3)
 
     @staticmethod
     def _table(pre: dict[str, Any], where: Path) -> np.ndarray:
@@ -153,9 +161,13 @@ class ImagePreprocessor:
         return image
 
     def __call__(self, images: Sequence[np.ndarray], dtype: type | np.dtype = np.float32) -> np.ndarray:
+        """uint8 RGB images to the model's input: channels in the model's order (mean and std are given in it)."""
         out = np.empty((len(images), 3, *self.size), dtype=np.float32)
         for i, image in enumerate(images):
-            kernels.to_chw(self.pixels(image), self.lut, out[i])
+            pixels = self.pixels(image)
+            kernels.to_chw(pixels[:, :, ::-1] if self.bgr else pixels, self.lut, out[i])
+        if self.layout == "NHWC":
+            out = np.ascontiguousarray(out.transpose(0, 2, 3, 1))
         return out if dtype == np.float32 else out.astype(dtype)
 
 
@@ -293,12 +305,12 @@ class ImageClassifier(Classifier):
         inp = self.session.get_inputs()[0]
         self.input = inp.name
         self.input_dtype = numpy_dtype(inp.type)
-        want = (3, *self.preprocessor.size)
+        want = self.preprocessor.input_shape
         declared = list(inp.shape[1:]) if inp.shape else []
         if len(declared) != 3 or any(isinstance(d, int) and d > 0 and d != x for d, x in zip(declared, want)):
             raise BundleError(
-                f"{bundle.path}: the model's input {inp.name} is {inp.shape}, but preprocessing makes (N, {want[0]}, "
-                f"{want[1]}, {want[2]})"
+                f"{bundle.path}: the model's input {inp.name} is {inp.shape}, but preprocessing makes (N, "
+                f"{', '.join(map(str, want))}) ({self.preprocessor.layout})"
             )
 
     @property
@@ -306,7 +318,7 @@ class ImageClassifier(Classifier):
         return self.preprocessor.size
 
     def preprocess(self, images: object) -> np.ndarray:
-        """The model input for these images: float32 (n, 3, height, width)."""
+        """The model input for these images: (n, 3, height, width), or (n, height, width, 3) for NHWC."""
         items = check_images(images)
         return self.preprocessor([to_rgb(x, i) for i, x in enumerate(items)], self.input_dtype)
 
@@ -318,7 +330,7 @@ class ImageClassifier(Classifier):
         for start in range(0, len(items), batch_size):
             chunk = [to_rgb(x, start + i) for i, x in enumerate(items[start : start + batch_size])]
             (logits,) = self.session.run([self.output], {self.input: self.preprocessor(chunk, self.input_dtype)})
-            out[start : start + len(chunk)] = probabilities(logits, self.multi_label)
+            out[start : start + len(chunk)] = self.probabilities(logits)
         return out
 
     def classify(self, images: object, *, top_k: int = 1, batch_size: int = 8) -> list[list[Prediction]]:

