@@ -16,13 +16,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ._version import __version__
 from .bundle import Bundle, write_manifest
 from .device import versions
 from .errors import EdgertError
 from .external_data import locations
 from .kernels import resample as _resample
-from .session import SessionConfig, create_session
+from .session import ORT_DTYPES, SessionConfig, create_session
 
 TASKS = ("image-classification", "text-classification", "sentence-embedding", "raw")
 LABEL_KEYS = ("labels", "classes", "class_names", "names", "character", "id2label")
@@ -142,8 +144,14 @@ def _image_pre(o: ImportOptions, shape: list, dtype: str, where: str) -> tuple[d
 
 
 def _spec(xs) -> list[dict[str, Any]]:
+    """Inputs or outputs as the export's card lists them: name, NumPy dtype name, shape (symbolic dims as strings)."""
     return [
-        {"name": x.name, "type": x.type, "shape": [d if isinstance(d, int) else str(d) for d in x.shape]} for x in xs
+        {
+            "name": x.name,
+            "dtype": np.dtype(ORT_DTYPES[x.type]).name if x.type in ORT_DTYPES else x.type,
+            "shape": [d if isinstance(d, int) else str(d) for d in x.shape],
+        }
+        for x in xs
     ]
 
 

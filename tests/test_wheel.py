@@ -131,6 +131,7 @@ def test_wheel_contains_compiled_kernels(dist):
     for module in ("packing", "pooling", "scores", "image"):
         assert [n for n in names if n.startswith(f"edgert/kernels/_{module}.") and n.endswith(".so")], names
     assert "edgert/data/calibration.txt" in names and "edgert/data/validation.txt" in names
+    assert "edgert/data/manifest.schema.json" in names
     assert "edgert/py.typed" in names
     assert not [n for n in names if n.endswith((".pyx", ".c"))]
 
