@@ -41,6 +41,7 @@ ORT_DTYPES = {
     "tensor(uint16)": np.uint16,
     "tensor(uint8)": np.uint8,
     "tensor(bool)": np.bool_,
+    "tensor(string)": np.object_,  # NumPy arrays of Python str, as onnxruntime takes and gives them
 }
 
 

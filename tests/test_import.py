@@ -248,3 +248,25 @@ def test_text_model_imported_with_its_tokenizer_embeds_as_the_export_does(tmp_pa
     np.testing.assert_array_equal(got, want)
     with pytest.raises(ModelImportError, match="needs --tokenizer"):
         import_model(exported.model_file("fp32"), tmp_path / "c", ImportOptions(task="sentence-embedding"))
+
+
+def test_raw_model_with_a_string_input_runs_and_benches(tmp_path):
+    """String tensors in and out, as onnxruntime gives them (NumPy arrays of str), and random words for bench."""
+    graph = helper.make_graph(
+        [helper.make_node("StringNormalizer", ["s"], ["u"], case_change_action="UPPER", locale="C")],
+        "strings",
+        [helper.make_tensor_value_info("s", TensorProto.STRING, ["n"])],
+        [helper.make_tensor_value_info("u", TensorProto.STRING, ["n"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "s.onnx"))
+    raw = edgert.load(tmp_path / "s.onnx")
+    got = raw({"s": ["edge", "Runtime"]})["u"]
+    assert got.tolist() == ["EDGE", "RUNTIME"]
+    from edgert.bench.workload import open_target
+
+    target = open_target(tmp_path / "s.onnx", variant=None, threads=1, seq_len=16, shapes={}, input_file=None)
+    call = target.make_call(3)
+    out = call()["u"]
+    assert out.shape == (3,) and all(isinstance(x, str) and x == x.upper() for x in out)

@@ -268,6 +268,8 @@ def _raw_target(
             dtype = numpy_dtype(i.type)
             if i.name in values:
                 out[i.name] = np.full(shape, values[i.name]).astype(dtype)
+            elif dtype == np.object_:  # a string input: words
+                out[i.name] = rng.choice(np.array(WORDS, dtype=object), size=shape)
             elif dtype == np.bool_:
                 out[i.name] = rng.random(shape) > 0.5
             elif np.issubdtype(dtype, np.integer):
