@@ -76,6 +76,9 @@ class SessionConfig:
     prepacking: bool = True
     memory: str = "default"
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    #: shared libraries of custom operators (onnxruntime-extensions' get_library_path(), a vendor's .so), registered
+    #: with every session; models that use them are not cached optimised (the cache key cannot name the library)
+    custom_op_libraries: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.intra_op_threads < 0 or self.inter_op_threads < 0:
@@ -86,6 +89,9 @@ class SessionConfig:
             raise SessionError(
                 f"graph_optimization must be one of {', '.join(_LEVELS)}, got {self.graph_optimization!r}"
             )
+        for lib in self.custom_op_libraries:
+            if not os.path.isfile(lib):
+                raise SessionError(f"custom-op library {lib}: no such file")
         if not self.providers:
             raise SessionError("at least one execution provider is needed")
         if self.memory not in MEMORY_MODES:
@@ -126,6 +132,11 @@ def _options(config: SessionConfig, level: str) -> ort.SessionOptions:
     if not config.prepacking:
         so.add_session_config_entry("session.disable_prepacking", "1")
     so.log_severity_level = 3
+    for lib in config.custom_op_libraries:
+        try:
+            so.register_custom_ops_library(str(lib))
+        except Exception as exc:  # onnxruntime's own error types
+            raise SessionError(f"custom-op library {lib}: onnxruntime cannot register it ({exc})") from None
     spin = "1" if config.spin_wait else "0"
     so.add_session_config_entry("session.intra_op.allow_spinning", spin)
     so.add_session_config_entry("session.inter_op.allow_spinning", spin)
@@ -212,7 +223,12 @@ def create_session(
     model = Path(model)
     if not model.is_file():
         raise SessionError(f"{model}: no such model file")
-    use_cache = config.cache_optimized and model_sha256 is not None and config.graph_optimization != "disable"
+    use_cache = (
+        config.cache_optimized
+        and model_sha256 is not None
+        and config.graph_optimization != "disable"
+        and not config.custom_op_libraries
+    )
     try:
         if use_cache and integrity.secret() is not None:
             cached = cached_model_path(config, model_sha256)

@@ -270,3 +270,25 @@ def test_raw_model_with_a_string_input_runs_and_benches(tmp_path):
     call = target.make_call(3)
     out = call()["u"]
     assert out.shape == (3,) and all(isinstance(x, str) and x == x.upper() for x in out)
+
+
+def test_custom_op_library_is_registered_through_the_session_config(tmp_path):
+    ortx = pytest.importorskip("onnxruntime_extensions")
+    from edgert.errors import SessionError
+
+    graph = helper.make_graph(
+        [helper.make_node("StringUpper", ["s"], ["u"], domain="ai.onnx.contrib")],
+        "custom",
+        [helper.make_tensor_value_info("s", TensorProto.STRING, ["n"])],
+        [helper.make_tensor_value_info("u", TensorProto.STRING, ["n"])],
+    )
+    opsets = [helper.make_opsetid("", 18), helper.make_opsetid("ai.onnx.contrib", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "c.onnx"))
+    with pytest.raises(SessionError, match="onnxruntime cannot load it"):
+        edgert.load(tmp_path / "c.onnx")  # the op is unknown without the library
+    config = edgert.SessionConfig(custom_op_libraries=(ortx.get_library_path(),))
+    assert edgert.load(tmp_path / "c.onnx", config=config)({"s": ["edge"]})["u"].tolist() == ["EDGE"]
+    with pytest.raises(SessionError, match="custom-op library /nope.so: no such file"):
+        edgert.SessionConfig(custom_op_libraries=("/nope.so",))
