@@ -10,13 +10,14 @@ from .bundle import Bundle
 from .catalog import CATALOG, resolve_bundle
 from .errors import BundleError, TaskError
 from .session import SessionConfig
-from .tasks import ImageClassifier, RawModel, Task, TextClassifier, TextEmbedder
+from .tasks import AudioStream, ImageClassifier, RawModel, Task, TextClassifier, TextEmbedder
 
 PIPELINES: dict[str, type[Task]] = {
     "sentence-embedding": TextEmbedder,
     "feature-extraction": TextEmbedder,
     "text-classification": TextClassifier,
     "image-classification": ImageClassifier,
+    "audio-stream": AudioStream,
     "raw": RawModel,
 }
 

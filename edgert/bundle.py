@@ -22,7 +22,14 @@ from .errors import BundleError
 MANIFEST = "edgert.json"
 FORMAT = "edgert.bundle"
 SCHEMA_VERSION = 1
-TASKS = ("sentence-embedding", "feature-extraction", "text-classification", "image-classification", "raw")
+TASKS = (
+    "sentence-embedding",
+    "feature-extraction",
+    "text-classification",
+    "image-classification",
+    "audio-stream",
+    "raw",
+)
 
 
 def sha256_file(path: Path) -> str:

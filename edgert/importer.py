@@ -26,7 +26,7 @@ from .external_data import locations
 from .kernels import resample as _resample
 from .session import ORT_DTYPES, SessionConfig, create_session
 
-TASKS = ("image-classification", "text-classification", "sentence-embedding", "raw")
+TASKS = ("image-classification", "text-classification", "sentence-embedding", "audio-stream", "raw")
 LABEL_KEYS = ("labels", "classes", "class_names", "names", "character", "id2label")
 
 
@@ -50,6 +50,13 @@ class ImportOptions:
     std: tuple[float, ...] = (1.0,)
     channel_order: str = "RGB"
     layout: str | None = None  # NCHW or NHWC; default: read from the model's input shape
+    # streaming audio
+    sample_rate: int | None = None
+    window: int | None = None  # new samples per call
+    context: int = 0  # samples of the previous window repeated before each new one
+    audio_input: str | None = None  # default: the model's first input
+    sample_rate_input: str | None = None  # a scalar input fed the sample rate
+    states: tuple[tuple[str, str], ...] = ()  # (input, output) pairs carried from call to call
     # texts
     tokenizer: str | None = None
     pooling: str = "mean"
@@ -143,6 +150,43 @@ def _image_pre(o: ImportOptions, shape: list, dtype: str, where: str) -> tuple[d
     return pre, layout
 
 
+def _audio_pre(o: ImportOptions, inputs, outputs, where: str) -> dict[str, Any]:
+    if not o.sample_rate or not o.window:
+        raise ModelImportError("--task audio-stream needs --sample-rate and --window")
+    by_name = {i.name: i for i in inputs}
+    audio = o.audio_input or inputs[0].name
+    if audio not in by_name:
+        raise ModelImportError(f"--audio-input {audio}: the model's inputs are {list(by_name)}")
+    length = by_name[audio].shape[-1] if by_name[audio].shape else None
+    if isinstance(length, int) and length > 0 and length != o.window + o.context:
+        raise ModelImportError(
+            f"{where}: input {audio} takes {length} samples per call, not --window {o.window} + --context {o.context}"
+        )
+    states = []
+    for inp, out in o.states:
+        if inp not in by_name or out not in [x.name for x in outputs]:
+            raise ModelImportError(
+                f"--state {inp}:{out}: the model's inputs are {list(by_name)}, its outputs {[x.name for x in outputs]}"
+            )
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in by_name[inp].shape]  # a dynamic batch: 1
+        states.append({"input": inp, "output": out, "shape": shape})
+    fed = {audio, *(s["input"] for s in states), *([o.sample_rate_input] if o.sample_rate_input else [])}
+    if set(by_name) - fed:
+        raise ModelImportError(
+            f"{where}: inputs {sorted(set(by_name) - fed)} would get nothing; name them with --state IN:OUT or "
+            "--sample-rate-input"
+        )
+    return {
+        "kind": "audio",
+        "sample_rate": o.sample_rate,
+        "window": o.window,
+        "context": o.context,
+        "audio_input": audio,
+        **({"sample_rate_input": o.sample_rate_input} if o.sample_rate_input else {}),
+        "states": states,
+    }
+
+
 def _spec(xs) -> list[dict[str, Any]]:
     """Inputs or outputs as the export's card lists them: name, NumPy dtype name, shape (symbolic dims as strings)."""
     return [
@@ -179,6 +223,9 @@ def import_model(model: str | Path, out: str | Path, options: ImportOptions, *, 
     files = [model.name, *locations(model)]
     if options.task == "image-classification":
         pre, _ = _image_pre(options, list(inputs[0].shape), inputs[0].type, f"{where} input {inputs[0].name}")
+    elif options.task == "audio-stream":
+        pre = _audio_pre(options, inputs, outputs, where)
+        post["output_kind"] = options.output_kind
     elif options.task in ("text-classification", "sentence-embedding"):
         if not options.tokenizer:
             raise ModelImportError(f"--task {options.task} needs --tokenizer tokenizer.json")

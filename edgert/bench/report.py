@@ -34,6 +34,11 @@ def sections(r: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     info = [
         ["model", f"{t.get('path', '-')} ({t.get('variant') or '-'}, {t.get('task', '-')})"],
         ["input", t.get("description", "-")],
+        *(
+            [["real-time factor", f"{s['p50'] / t['window_ms']:.4f} (p50 time per window / its {t['window_ms']:g} ms)"]]
+            if t.get("window_ms") and s.get("p50")
+            else []
+        ),
         [
             "device",
             f"{m.get('cpu')} | {m.get('cores')} cores | {m.get('board') or m.get('machine')} | "

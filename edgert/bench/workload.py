@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import EdgertError
 from ..session import SessionConfig, numpy_dtype
-from ..tasks import ImageClassifier, RawModel, TextClassifier, TextEmbedder
+from ..tasks import AudioStream, ImageClassifier, RawModel, TextClassifier, TextEmbedder
 from ..tasks.text import read_lines
 
 BATCH_NAMES = {"batch", "batch_size", "n", "N", "B", "b", "unk__0"}
@@ -151,9 +151,48 @@ def _target(
         )
     if isinstance(model, ImageClassifier):
         return _image_target(model, input_file)
+    if isinstance(model, AudioStream):
+        return _audio_target(model, input_file)
     if not isinstance(model, RawModel):
         raise EdgertError(f"bench does not know how to drive a {type(model).__name__}")
     return _raw_target(model, shapes, input_file, values)
+
+
+def _audio_target(model: AudioStream, input_file: Path | None) -> Target:
+    """One item is one window of new samples through a live stream, state carried: a batch of n runs n windows in
+    order, as a device does when it catches up. Real-time factor = time per window / the window's duration."""
+    from ..tasks.audio import read_wav
+
+    if input_file is not None:
+        samples, rate = read_wav(input_file)
+        if rate != model.sample_rate:
+            raise EdgertError(f"{input_file}: {rate} Hz, but the model takes {model.sample_rate} Hz; resample it first")
+        what = f"{input_file.name}, {len(samples) / rate:.1f} s"
+    else:
+        rng = np.random.default_rng(0)
+        samples = rng.normal(0, 0.05, model.sample_rate * 10) * np.sin(np.arange(model.sample_rate * 10) / 800)
+        samples = samples.astype(np.float32)
+        what = "10 s of modulated noise"
+    if len(samples) < model.window:
+        raise EdgertError(f"{input_file}: shorter than one window ({model.window} samples)")
+    stream = model.stream()
+    position = [0]
+
+    def make_call(batch: int):
+        n = batch * model.window
+
+        def call():
+            start = position[0] if position[0] + n <= len(samples) else 0
+            position[0] = start + n
+            return stream.push(samples[start : start + n])
+
+        if n > len(samples):
+            raise EdgertError(f"batch {batch} refused: {n} samples is more than the input's {len(samples)}")
+        return call
+
+    window_ms = model.seconds_per_window * 1000
+    desc = f"audio stream, windows of {model.window} samples ({window_ms:g} ms at {model.sample_rate} Hz), {what}"
+    return Target(model, "audio", desc, make_call, {"window_ms": window_ms})
 
 
 def camera_frames(n: int, height: int = 480, width: int = 640) -> list[np.ndarray]:

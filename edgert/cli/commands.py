@@ -68,6 +68,13 @@ def _numbers(text: str, flag: str) -> tuple[float, ...]:
         raise EdgertError(f"{flag} {text!r}: expected one number or three, comma-separated") from None
 
 
+def _pair(text: str) -> tuple[str, str]:
+    inp, sep, out = text.partition(":")
+    if not sep or not inp or not out:
+        raise EdgertError(f"--state {text!r}: expected INPUT:OUTPUT, e.g. state:stateN")
+    return inp, out
+
+
 def cmd_import(args) -> int:
     from ..importer import ImportOptions, import_model
     from .render import print_card
@@ -86,6 +93,12 @@ def cmd_import(args) -> int:
         std=_numbers(args.std, "--std"),
         channel_order=args.channel_order,
         layout=args.layout,
+        sample_rate=args.sample_rate,
+        window=args.window,
+        context=args.context,
+        audio_input=args.audio_input,
+        sample_rate_input=args.sample_rate_input,
+        states=tuple(_pair(x) for x in args.state),
         tokenizer=args.tokenizer,
         pooling=args.pooling,
         normalize=args.normalize,
@@ -236,6 +249,29 @@ def cmd_classify(args) -> int:
             out.write(json.dumps({key: item, "labels": labels}, ensure_ascii=False) + "\n")
     out.flush()
     return inputs.status()
+
+
+def cmd_detect(args) -> int:
+    """Each file in turn: one that cannot be read or has another sample rate is reported and skipped."""
+    from ..tasks import AudioStream
+    from ..tasks.audio import read_wav
+
+    model = _load(args, AudioStream)
+    skipped = 0
+    for path in args.wav:
+        try:
+            samples, rate = read_wav(path)
+            if rate != model.sample_rate:
+                raise EdgertError(f"{path}: {rate} Hz, but the model takes {model.sample_rate} Hz; resample it first")
+        except EdgertError as exc:
+            print(f"edgert: error: {exc}; skipped", file=sys.stderr)
+            skipped += 1
+            continue
+        segments = model.detect(
+            samples, threshold=args.threshold, min_speech_ms=args.min_speech_ms, min_silence_ms=args.min_silence_ms
+        )
+        print(json.dumps({"file": path, "seconds": round(len(samples) / rate, 3), "segments": segments}))
+    return 2 if skipped else 0
 
 
 def cmd_device(args) -> int:

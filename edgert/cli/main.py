@@ -44,6 +44,7 @@ EXAMPLES = {
     "check": "edgert check ./minilm-bundle --file my-texts.txt --fail-below 0.99",
     "embed": "printf 'first text\\nsecond text\\n' | edgert embed ./minilm-bundle > vectors.jsonl",
     "classify": "edgert classify ./vit-bundle -i photo.jpg --top-k 3",
+    "detect": "edgert detect ./vad-bundle meeting.wav --threshold 0.6",
     "bench": 'edgert bench --budget "p95<=20ms,rss<=200MB" --json run.json',
     "compare": "edgert compare baseline.json run.json --fail-on 5%",
     "device": "edgert device",
@@ -141,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="the .onnx file (its external-data files are copied too)")
     p.add_argument("-o", "--output-dir", dest="out", required=True, help="bundle directory to create")
     p.add_argument(
-        "--task", default="raw", choices=["image-classification", "text-classification", "sentence-embedding", "raw"]
+        "--task",
+        default="raw",
+        choices=["image-classification", "text-classification", "sentence-embedding", "audio-stream", "raw"],
     )
     p.add_argument(
         "--labels", default=None, metavar="FILE|metadata[:KEY]", help="one label per line, or the model's metadata"
@@ -167,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--std", default="1", metavar="S[,S,S]", help="divides after the mean")
     p.add_argument("--channel-order", default="RGB", choices=["RGB", "BGR"])
     p.add_argument("--layout", default=None, choices=["NCHW", "NHWC"], help="default: read from the model's input")
+    p.add_argument("--sample-rate", type=int, default=None, help="audio: samples per second the model takes")
+    p.add_argument("--window", type=int, default=None, help="audio: new samples per call")
+    p.add_argument("--context", type=int, default=0, help="audio: samples of the previous window repeated first")
+    p.add_argument("--audio-input", default=None, metavar="NAME", help="audio: the samples' input (default: the first)")
+    p.add_argument("--sample-rate-input", default=None, metavar="NAME", help="audio: a scalar input fed the rate")
+    p.add_argument(
+        "--state", action="append", default=[], metavar="IN:OUT", help="audio: a state carried from output OUT to IN"
+    )
     p.add_argument("--tokenizer", default=None, metavar="FILE", help="tokenizer.json, for text tasks")
     p.add_argument("--pooling", default="mean", choices=["mean", "cls", "none"])
     p.add_argument("--normalize", action="store_true", help="L2-normalise embeddings")
@@ -218,6 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="an image file (repeatable)",
     )
     p.add_argument("--top-k", type=_positive, default=1, help="labels per input, best first (default 1)")
+
+    p = _command(sub, "detect", help="speech segments of WAV files with a streaming audio bundle; writes JSON lines")
+    p.add_argument("bundle", help="an audio-stream bundle directory (see edgert import --task audio-stream)")
+    p.add_argument("wav", nargs="+", help="16-bit PCM WAV files at the model's sample rate")
+    p.add_argument("--variant", default=None, help="model variant in the bundle (default: the bundle's)")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability at which a window counts as speech")
+    p.add_argument("--min-speech-ms", type=float, default=250)
+    p.add_argument("--min-silence-ms", type=float, default=100)
 
     p = _command(sub, "bench", help="measure latency, throughput, cold start, memory and energy; check budgets")
     p.add_argument(

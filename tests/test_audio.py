@@ -1,0 +1,224 @@
+"""Streaming audio: a stateful model (built with onnx.helper, shaped like Silero VAD: samples with context, a state
+tensor in and out, the sample rate as a scalar) imported with flags, streamed in chunks of any size, reset, run on a
+WAV file, and checked window by window against a NumPy reference of the same recursion."""
+
+from __future__ import annotations
+
+import wave
+
+import numpy as np
+import pytest
+
+import edgert
+from edgert.errors import InputError
+from edgert.importer import ImportOptions, ModelImportError, import_model
+from edgert.tasks.audio import read_wav
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+RATE, WINDOW, CONTEXT = 16000, 512, 64
+
+
+def vad_model(path, *, window=WINDOW + CONTEXT):
+    """state' = 0.5 state + mean|x| ; p = sigmoid(40 (mean(state') - 0.08)) ; sr enters as 0 * sr."""
+    c = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.float32), name)  # noqa: E731
+    nodes = [
+        helper.make_node("Abs", ["input"], ["a"]),
+        helper.make_node("ReduceMean", ["a", "axes1"], ["energy"], keepdims=1),  # (1, 1)
+        helper.make_node("Mul", ["state", "half"], ["decayed"]),
+        helper.make_node("Add", ["decayed", "energy"], ["stateN"]),  # (1, 4)
+        helper.make_node("ReduceMean", ["stateN", "axes1"], ["level"], keepdims=1),
+        helper.make_node("Sub", ["level", "bias"], ["centred"]),
+        helper.make_node("Mul", ["centred", "gain"], ["z"]),
+        helper.make_node("Cast", ["sr"], ["srf"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["srf", "zero"], ["nothing"]),
+        helper.make_node("Add", ["z", "nothing"], ["z2"]),
+        helper.make_node("Sigmoid", ["z2"], ["output"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axes1"),
+        c("half", 0.5),
+        c("bias", 0.08),
+        c("gain", 40.0),
+        c("zero", 0.0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "vad",
+        [
+            helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, window]),
+            helper.make_tensor_value_info("state", TensorProto.FLOAT, [1, 4]),
+            helper.make_tensor_value_info("sr", TensorProto.INT64, []),
+        ],
+        [
+            helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1]),
+            helper.make_tensor_value_info("stateN", TensorProto.FLOAT, [1, 4]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def reference(samples: np.ndarray) -> np.ndarray:
+    """The model's probability per window, written out in NumPy (zero-padded last window, zero initial context)."""
+    pad = (-len(samples)) % WINDOW
+    x = np.concatenate([samples, np.zeros(pad, np.float32)])
+    state, context, out = np.zeros(4, np.float64), np.zeros(CONTEXT, np.float32), []
+    for k in range(len(x) // WINDOW):
+        w = x[k * WINDOW : (k + 1) * WINDOW]
+        chunk = np.concatenate([context, w])
+        state = 0.5 * state + np.abs(chunk.astype(np.float64)).mean()
+        out.append(1 / (1 + np.exp(-40 * (state.mean() - 0.08))))
+        context = w[-CONTEXT:]
+    return np.array(out, dtype=np.float32)
+
+
+def speech_like(seconds=2.0, seed=0) -> np.ndarray:
+    """Silence, a burst of noise from 0.5 s to 1.2 s, silence."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 0.002, int(seconds * RATE)).astype(np.float32)
+    x[int(0.5 * RATE) : int(1.2 * RATE)] += rng.normal(0, 0.3, int(0.7 * RATE)).astype(np.float32)
+    return np.clip(x, -1, 1)
+
+
+@pytest.fixture
+def vad(tmp_path):
+    options = ImportOptions(
+        task="audio-stream",
+        sample_rate=RATE,
+        window=WINDOW,
+        context=CONTEXT,
+        audio_input="input",
+        sample_rate_input="sr",
+        states=(("state", "stateN"),),
+        output="output",
+        output_kind="probabilities",
+    )
+    return edgert.load(import_model(vad_model(tmp_path / "vad.onnx"), tmp_path / "vad", options).path)
+
+
+def test_stream_in_chunks_of_any_size_equals_the_reference(vad):
+    x = speech_like()
+    want = reference(x)
+    stream = vad.stream()
+    got, rng, i = [], np.random.default_rng(1), 0
+    while i < len(x):
+        n = int(rng.integers(1, 3000))
+        got.append(stream.push(x[i : i + n]))
+        i += n
+    got.append(stream.push(np.zeros(0, np.float32), flush=True))
+    np.testing.assert_allclose(np.concatenate(got), want, rtol=1e-5, atol=1e-6)
+    stream.reset()
+    np.testing.assert_allclose(stream.push(x, flush=True), want, rtol=1e-5, atol=1e-6)
+
+
+def test_int16_pcm_and_two_streams_side_by_side(vad):
+    x = speech_like(seed=3)
+    pcm = np.round(x * 32767).astype(np.int16)
+    a, b = vad.stream(), vad.stream()
+    pa = a.push(pcm[:8000])
+    pb = b.push(pcm)  # another stream's state is its own
+    np.testing.assert_allclose(pa, pb[: len(pa)], rtol=1e-6)
+    np.testing.assert_allclose(pb, reference(pcm.astype(np.float32) / 32768)[: len(pb)], rtol=1e-5, atol=1e-6)
+
+
+def test_detect_finds_the_burst(vad):
+    segments = vad.detect(speech_like())
+    assert len(segments) == 1
+    start, end = segments[0]
+    assert 0.45 <= start <= 0.6 and 1.15 <= end <= 1.35, segments
+    assert vad.detect(np.zeros(RATE, np.float32)) == []
+
+
+def test_wav_file_in(tmp_path, vad):
+    x = speech_like()
+    pcm = np.round(x * 32767).astype(np.int16)
+    path = tmp_path / "clip.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(pcm.tobytes())
+    samples, rate = read_wav(path)
+    assert rate == RATE
+    np.testing.assert_array_equal(samples, pcm.astype(np.float32) / 32768)
+    assert vad.detect(samples) == vad.detect(pcm)
+    (tmp_path / "not.wav").write_bytes(b"RIFF....nope")
+    with pytest.raises(InputError, match="not a PCM WAV file"):
+        read_wav(tmp_path / "not.wav")
+
+
+def test_audio_import_contradictions(tmp_path):
+    model = vad_model(tmp_path / "vad.onnx")
+    base = {"task": "audio-stream", "sample_rate": RATE, "audio_input": "input", "sample_rate_input": "sr"}
+    cases = [
+        ({"window": WINDOW}, "takes 576 samples per call, not --window 512 \\+ --context 0"),
+        ({"window": WINDOW, "context": CONTEXT}, "inputs \\['state'\\] would get nothing"),
+        ({"window": WINDOW, "context": CONTEXT, "states": (("state", "nope"),)}, "--state state:nope"),
+    ]
+    for extra, cause in cases:
+        with pytest.raises(ModelImportError, match=cause):
+            import_model(model, tmp_path / "b", ImportOptions(**base, **extra))
+    with pytest.raises(ModelImportError, match="needs --sample-rate and --window"):
+        import_model(model, tmp_path / "b", ImportOptions(task="audio-stream"))
+
+
+def _wav(path, samples):
+    pcm = np.round(np.clip(samples, -1, 1) * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def _cli(*args, **kw):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, timeout=600, **kw)
+
+
+def test_cli_detect_and_the_streaming_example(tmp_path, vad):
+    import json
+    import sys
+
+    from .conftest import REPO
+
+    clip = _wav(tmp_path / "clip.wav", speech_like())
+    (tmp_path / "bad.wav").write_bytes(b"not a wav")
+    out = _cli(sys.executable, "-m", "edgert", "detect", vad.bundle.path, clip, tmp_path / "bad.wav")
+    assert out.returncode == 2 and "bad.wav: not a PCM WAV file" in out.stderr
+    (line,) = out.stdout.splitlines()
+    assert json.loads(line)["segments"] == [list(s) for s in vad.detect(read_wav(clip)[0])]
+    example = _cli(sys.executable, REPO / "examples" / "stream_vad.py", vad.bundle.path, clip)
+    assert example.returncode == 0, example.stderr
+    changes = [float(x.split()[0]) for x in example.stdout.splitlines() if " s  " in x]
+    runs = vad.detect(read_wav(clip)[0], min_speech_ms=0, min_silence_ms=0)  # every run of speech windows
+    assert changes == pytest.approx([t for run in runs for t in run], abs=1e-6)
+    assert len(runs) >= 1
+    assert "real-time factor" in example.stdout
+
+
+@pytest.mark.skipif(__import__("os").environ.get("EDGERT_EMULATED") == "1", reason="too slow under qemu")
+def test_bench_reports_the_real_time_factor(tmp_path, vad):
+    import json
+    import sys
+
+    clip = _wav(tmp_path / "clip.wav", speech_like())
+    args = ["--quick", "--batch-sizes", "1,4", "--cold-runs", "0", "--energy-meter", "off", "--rounds", "2"]
+    out = _cli(sys.executable, "-m", "edgert", "bench", vad.bundle.path, "--input", clip, *args,
+               "--json", tmp_path / "r.json", "--markdown", "-")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["target"]["window_ms"] == 32.0 and result["target"]["kind"] == "audio"
+    rtf = result["summary"]["p50"] / 32.0
+    assert f"{rtf:.4f}" in out.stdout and "real-time factor" in out.stdout
