@@ -85,20 +85,23 @@ def speech_like(seconds=2.0, seed=0) -> np.ndarray:
     return np.clip(x, -1, 1)
 
 
+#: The flags that say how vad_model streams (the same as Silero VAD's, whose real model imports with them).
+VAD_OPTIONS = ImportOptions(
+    task="audio-stream",
+    sample_rate=RATE,
+    window=WINDOW,
+    context=CONTEXT,
+    audio_input="input",
+    sample_rate_input="sr",
+    states=(("state", "stateN"),),
+    output="output",
+    output_kind="probabilities",
+)
+
+
 @pytest.fixture
 def vad(tmp_path):
-    options = ImportOptions(
-        task="audio-stream",
-        sample_rate=RATE,
-        window=WINDOW,
-        context=CONTEXT,
-        audio_input="input",
-        sample_rate_input="sr",
-        states=(("state", "stateN"),),
-        output="output",
-        output_kind="probabilities",
-    )
-    return edgert.load(import_model(vad_model(tmp_path / "vad.onnx"), tmp_path / "vad", options).path)
+    return edgert.load(import_model(vad_model(tmp_path / "vad.onnx"), tmp_path / "vad", VAD_OPTIONS).path)
 
 
 def test_stream_in_chunks_of_any_size_equals_the_reference(vad):

@@ -61,21 +61,10 @@ def test_schema_refuses_what_the_runtime_refuses(validator, minilm_bundle, chang
 
 
 def test_imported_audio_bundle_validates(validator, tmp_path):
-    from edgert.importer import ImportOptions, import_model
+    from edgert.importer import import_model
 
-    from .test_audio import CONTEXT, RATE, WINDOW, vad_model
+    from .test_audio import VAD_OPTIONS, vad_model
 
-    options = ImportOptions(
-        task="audio-stream",
-        sample_rate=RATE,
-        window=WINDOW,
-        context=CONTEXT,
-        audio_input="input",
-        sample_rate_input="sr",
-        states=(("state", "stateN"),),
-        output="output",
-        output_kind="probabilities",
-    )
-    bundle = import_model(vad_model(tmp_path / "vad.onnx"), tmp_path / "b", options)
+    bundle = import_model(vad_model(tmp_path / "vad.onnx"), tmp_path / "b", VAD_OPTIONS)
     errors = [e.message for e in validator.iter_errors(json.loads((bundle.path / MANIFEST).read_text()))]
     assert not errors, errors
