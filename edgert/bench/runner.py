@@ -302,12 +302,11 @@ def _measure(config: BenchConfig, progress: Progress, state: _State, device: dic
 def _describe(config: BenchConfig, target, rss_start: float, load_rss: float) -> tuple[dict, dict]:
     model = target.model
     bundle = getattr(model, "bundle", None)
-    paths = (
-        [bundle.path / f for f in bundle.model_files(model.variant)] if bundle is not None else [Path(config.target)]
-    )
+    names = bundle.model_files(model.variant) if bundle is not None else []  # reads the graph once
+    paths = [bundle.path / f for f in names] if bundle is not None else [Path(config.target)]
     model_bytes = sum(p.stat().st_size for p in paths)  # the graph and its external weights
     if bundle is not None:  # the manifest's hashes, checked when the bundle was opened
-        digest = {f: bundle.files[f].sha256 for f in bundle.model_files(model.variant)}
+        digest = {f: bundle.files[f].sha256 for f in names}
     else:
         import hashlib
 
