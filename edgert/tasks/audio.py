@@ -83,6 +83,7 @@ class AudioStream(Task):
                 f"{bundle.path}: the manifest's audio inputs {sorted(names)} and output {self.output!r} do not match "
                 f"the model's inputs {list(self.input_names)} and outputs {list(self.output_names)}"
             )
+        self._fetch = [self.output, *(s.output for s in self.states)]  # what each window's run returns
         types = {i.name: i.type for i in self.session.get_inputs()}
         self._rate = np.array(self.sample_rate, dtype=numpy_dtype(types[self.rate_input])) if self.rate_input else None
 
@@ -162,8 +163,7 @@ class Stream:
             feeds = {m.audio_input: chunk[None, :], **self._state}
             if m.rate_input:
                 feeds[m.rate_input] = m._rate
-            names = [m.output, *(s.output for s in m.states)]
-            result = m.session.run(names, feeds)
+            result = m.session.run(m._fetch, feeds)
             out[k] = float(np.asarray(result[0]).reshape(-1)[-1])
             for s, value in zip(m.states, result[1:]):
                 self._state[s.input] = value
