@@ -62,11 +62,6 @@ def load(
             f"{p}: edgert has no {name!r} pipeline yet (it runs {', '.join(PIPELINES)}); "
             "load(path, task='raw') gives the bare session"
         )
-    if verify:
-        # every byte onnxruntime and the tokenizer read: the graph, the external data it names, the pre files
-        bundle.model_files(variant, verify=True, remember=True)
-        bundle.verify(bundle.pre_files(), remember=True)
-    else:
-        # an unverified model must not seed the optimised-graph cache, which later verified loads would trust
-        config = replace(config or SessionConfig(), cache_optimized=False)
-    return pipeline(bundle, variant=variant, config=config)
+    # the pipeline verifies every byte onnxruntime and the tokenizer read (see Task), and keeps an unverified
+    # model out of the optimised-graph cache that verified loads trust
+    return pipeline(bundle, variant=variant, config=config, verify=verify)

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from . import integrity
-from .errors import BundleError
+from .errors import BundleError, EdgertError
+from .safepath import plain_relative, read_bounded
 
 MANIFEST = "edgert.json"
 FORMAT = "edgert.bundle"
@@ -30,6 +31,40 @@ TASKS = (
     "audio-stream",
     "raw",
 )
+
+
+MAX_JSON_BYTES = 16 << 20  # a manifest or a preprocessor config: a few KB in practice
+MAX_JSON_DEPTH = 32
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deeply lists and objects nest in ``value``, counting no further than ``limit + 1``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)):
+            deepest = max(deepest, d)
+            if deepest > limit:
+                return deepest
+            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def read_json(path: Path, *, error: type[EdgertError], what: str) -> Any:
+    """A JSON file edgert did not write (a manifest, a preprocessor config): a regular file of at most 16 MiB,
+    UTF-8, nested at most 32 deep; anything else is one line naming the file."""
+    try:
+        text = read_bounded(path, MAX_JSON_BYTES, error=error, what=what).decode("utf-8")
+        raw = json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: corrupt {what}, not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: corrupt or truncated {what} ({exc})") from None
+    except RecursionError:
+        raise error(f"{path}: {what} nests deeper than {MAX_JSON_DEPTH} levels; refused") from None
+    if _depth(raw, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise error(f"{path}: {what} nests deeper than {MAX_JSON_DEPTH} levels; refused")
+    return raw
 
 
 def sha256_file(path: Path) -> str:
@@ -83,10 +118,7 @@ class Bundle:
         manifest_path = root / MANIFEST
         if not manifest_path.is_file():
             raise BundleError(f"{root}: no {MANIFEST}; not an edgert bundle (make one with `edgert export`)")
-        try:
-            raw = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{manifest_path}: corrupt or truncated manifest ({exc})") from None
+        raw = read_json(manifest_path, error=BundleError, what="manifest")
         bundle = cls._from_manifest(root, raw)
         bundle.check_sizes()
         if verify:
@@ -173,7 +205,7 @@ class Bundle:
         names = [graph]
         for location in refs:
             name = posixpath.normpath(posixpath.join(posixpath.dirname(graph), location))
-            if location.startswith("/") or name.startswith("../") or name == ".." or name not in self.files:
+            if not plain_relative(location) or name not in self.files:
                 raise BundleError(
                     f"{self.file(graph)}: reads external data {location!r}, which {MANIFEST} does not list; "
                     "edgert runs only bytes it can verify"
@@ -292,17 +324,7 @@ def setting(
 
 def _check_name(name: str, where: Path) -> None:
     """A manifest file name is a normalised relative POSIX path inside the bundle: no .., no absolute path."""
-    ok = (
-        isinstance(name, str)
-        and name
-        and "\\" not in name
-        and "\x00" not in name
-        and not name.startswith("/")
-        and posixpath.normpath(name) == name
-        and not name.startswith("../")
-        and name not in (".", "..")
-    )
-    if not ok:
+    if not plain_relative(name):
         raise BundleError(f"{where}: file entry {name!r} is not a plain relative path inside the bundle")
 
 

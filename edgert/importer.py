@@ -8,78 +8,159 @@ needed: no torch, no optimum.
 
 from __future__ import annotations
 
+import ast
 import json
+import math
 import platform
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import safepath
 from ._version import __version__
 from .bundle import Bundle, write_manifest
 from .device import versions
 from .errors import EdgertError
-from .external_data import locations
+from .external_data import needed_bytes, references
+from .graph_facts import final_activation
 from .kernels import resample as _resample
 from .session import ORT_DTYPES, SessionConfig, create_session
 
 TASKS = ("image-classification", "text-classification", "sentence-embedding", "audio-stream", "raw")
 LABEL_KEYS = ("labels", "classes", "class_names", "names", "character", "id2label")
+MAX_TEXT_FILE = 256 << 20  # a tokenizer.json or a labels file: a few MB in practice
+MAX_MAX_LENGTH = 1 << 16
+MAX_AUDIO_RATE = 384_000
+MAX_AUDIO_CALL = 1 << 22  # samples per call (window + context): 4 Mi, minutes of audio at 16 kHz
 
 
 class ModelImportError(EdgertError):
     """A model and flags that cannot make a bundle; the message names the contradiction."""
 
 
+#: the options each task reads; one given to a task that does not read it is refused, never silently dropped
+USES = {
+    "image-classification": {
+        "labels", "output", "output_kind", "size", "shortest_edge", "crop", "resample", "scale", "mean", "std",
+        "channel_order", "layout",
+    },
+    "text-classification": {"labels", "output", "output_kind", "tokenizer", "max_length"},
+    "sentence-embedding": {"output", "tokenizer", "pooling", "normalize", "max_length"},
+    "audio-stream": {
+        "output", "output_kind", "sample_rate", "window", "context", "audio_input", "sample_rate_input", "states",
+    },
+    "raw": set(),
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ImportOptions:
-    task: str = "raw"
+    """How a ready ONNX file is read. ``None`` (or ``()``) means "not given": the importer then reads the value
+    from the model, or uses the default named in the comment. Options the task does not read must stay unset."""
+
+    task: str
     labels: str | None = None  # a file (one label per line), or "metadata" / "metadata:KEY"
     output: str | None = None  # the output to read (default: the first)
-    output_kind: str = "logits"  # or "probabilities": no softmax on top
+    output_kind: str | None = None  # logits or probabilities; default: probabilities if the graph ends in Softmax
     # images
     size: tuple[int, int] | None = None  # resize to (height, width); default: the model's fixed size
     shortest_edge: int | None = None  # or resize the shortest edge to this, keeping the aspect ratio
     crop: tuple[int, int] | None = None  # then center-crop to (height, width)
-    resample: str = "bilinear"
-    scale: float = 1 / 255  # pixel values times this (1: keep 0 to 255)
-    mean: tuple[float, ...] = (0.0,)  # subtracted after scaling, in the model's channel order
-    std: tuple[float, ...] = (1.0,)
-    channel_order: str = "RGB"
+    resample: str | None = None  # default bilinear
+    scale: float | None = None  # pixel values times this (1: keep 0 to 255); default 1/255
+    mean: tuple[float, ...] | None = None  # subtracted after scaling, in the model's channel order; default 0
+    std: tuple[float, ...] | None = None  # default 1
+    channel_order: str | None = None  # RGB (default) or BGR
     layout: str | None = None  # NCHW or NHWC; default: read from the model's input shape
     # streaming audio
     sample_rate: int | None = None
-    window: int | None = None  # new samples per call
-    context: int = 0  # samples of the previous window repeated before each new one
+    window: int | None = None  # new samples per call; default: the input's fixed length minus the context
+    context: int | None = None  # samples of the previous window repeated first; default: read from the input
     audio_input: str | None = None  # default: the model's first input
     sample_rate_input: str | None = None  # a scalar input fed the sample rate
     states: tuple[tuple[str, str], ...] = ()  # (input, output) pairs carried from call to call
     # texts
     tokenizer: str | None = None
-    pooling: str = "mean"
-    normalize: bool = False
-    max_length: int = 512
+    pooling: str | None = None  # mean (default), cls or none
+    normalize: bool | None = None  # default False
+    max_length: int | None = None  # default 512
 
     def __post_init__(self) -> None:
+        o = self
+        finite = lambda xs: xs is None or (len(xs) in (1, 3) and all(map(math.isfinite, xs)))  # noqa: E731
+        between = lambda v, lo, hi: v is None or lo <= v <= hi  # noqa: E731
+        resamples = ", ".join(_resample.NAMES.values())
         checks = [
-            (self.task in TASKS, f"--task must be one of {', '.join(TASKS)}, got {self.task!r}"),
-            (self.output_kind in ("logits", "probabilities"), "--output-kind is logits or probabilities"),
-            (self.resample in _resample.NAMES.values(), f"--resample is one of {', '.join(_resample.NAMES.values())}"),
-            (self.scale > 0, f"--scale must be > 0, got {self.scale}"),
-            (len(self.mean) in (1, 3) and len(self.std) in (1, 3), "--mean and --std take one number or three"),
-            (all(s != 0 for s in self.std), "--std cannot hold a zero"),
-            (self.channel_order in ("RGB", "BGR"), "--channel-order is RGB or BGR"),
-            (self.layout in (None, "NCHW", "NHWC"), "--layout is NCHW or NHWC"),
-            (self.pooling in ("mean", "cls", "none"), "--pooling is mean, cls or none"),
-            (self.max_length >= 2, "--max-length must be at least 2"),
-            (not (self.size and self.shortest_edge), "--size and --shortest-edge exclude each other"),
-        ]
+            (o.task in TASKS, f"--task must be one of {', '.join(TASKS)}, got {o.task!r}"),
+            (o.output_kind in (None, "logits", "probabilities"), "--output-kind is logits or probabilities"),
+            (o.resample in (None, *_resample.NAMES.values()), f"--resample is one of {resamples}"),
+            (o.scale is None or (math.isfinite(o.scale) and o.scale > 0), f"--scale must be > 0, got {o.scale}"),
+            (finite(o.mean), "--mean takes one finite number or three"),
+            (finite(o.std), "--std takes one finite number or three"),
+            (o.std is None or all(s != 0 for s in o.std), "--std cannot hold a zero"),
+            (o.channel_order in (None, "RGB", "BGR"), "--channel-order is RGB or BGR"),
+            (o.layout in (None, "NCHW", "NHWC"), "--layout is NCHW or NHWC"),
+            (o.pooling in (None, "mean", "cls", "none"), "--pooling is mean, cls or none"),
+            (between(o.max_length, 2, MAX_MAX_LENGTH), f"--max-length must be 2 to {MAX_MAX_LENGTH}"),
+            (not (o.size and o.shortest_edge), "--size and --shortest-edge exclude each other"),
+            (between(o.sample_rate, 1, MAX_AUDIO_RATE), f"--sample-rate must be 1 to {MAX_AUDIO_RATE}"),
+            (between(o.window, 1, MAX_AUDIO_CALL), f"--window must be 1 to {MAX_AUDIO_CALL}"),
+            (between(o.context, 0, MAX_AUDIO_CALL), f"--context must be 0 to {MAX_AUDIO_CALL}"),
+            (between(o.shortest_edge, 1, 16384), "--shortest-edge must be 1 to 16384"),
+        ]  # fmt: skip
+        for value, flag in ((o.size, "--size"), (o.crop, "--crop")):
+            checks.append((value is None or all(1 <= d <= 16384 for d in value), f"{flag} sides must be 1 to 16384"))
         for ok, message in checks:
             if not ok:
                 raise ModelImportError(message)
+        unused = sorted(f for f in self.given() if f != "task" and f not in USES[o.task])
+        if unused:
+            flags = ", ".join("--" + f.replace("_", "-").replace("states", "state") for f in unused)
+            raise ModelImportError(f"--task {o.task} does not use {flags}; leave them out")
+        if o.crop and o.size and (o.crop[0] > o.size[0] or o.crop[1] > o.size[1]):
+            raise ModelImportError(
+                f"--crop {o.crop[0]}x{o.crop[1]} is larger than --size {o.size[0]}x{o.size[1]}: it would pad the "
+                "image with black"
+            )
+        if o.crop and o.shortest_edge and max(o.crop) > o.shortest_edge:
+            raise ModelImportError(
+                f"--crop {o.crop[0]}x{o.crop[1]} is larger than --shortest-edge {o.shortest_edge}: it would pad the "
+                "image with black"
+            )
+
+    def given(self) -> dict[str, Any]:
+        """The options that were set (the task too), as provenance records them."""
+        return {k: v for k, v in asdict(self).items() if v is not None and v != () and v != []}
+
+
+def _label_list(value: Any, where: str) -> list[str]:
+    """One rule for labels: a list of strings; an object whose keys are exactly 0..n-1; or text, one label per line
+    (or comma-separated on one line). Anything else is refused, never guessed at."""
+    if isinstance(value, str):
+        parts = value.splitlines() if "\n" in value else value.split(",")
+        value = [p.strip() for p in parts if p.strip()]
+    elif isinstance(value, dict):
+        try:
+            keys = sorted(int(k) for k in value)
+        except (TypeError, ValueError):
+            raise ModelImportError(
+                f"{where}: label keys must be class indices 0..n-1, got {sorted(value)[:5]}"
+            ) from None
+        if keys != list(range(len(value))):
+            raise ModelImportError(f"{where}: label keys must be exactly 0..{len(value) - 1}, got {keys[:8]}")
+        value = [value[k] for k in sorted(value, key=int)]
+    if not isinstance(value, list) or not value:
+        raise ModelImportError(f"{where}: labels must be a non-empty list, an index map or text, got {value!r:.60}")
+    if not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in value):
+        raise ModelImportError(f"{where}: every label must be a string, got {value!r:.60}")
+    labels = [str(x).strip() for x in value]
+    if not all(labels):
+        raise ModelImportError(f"{where}: a label is empty")
+    return labels
 
 
 def _labels(spec: str, session) -> list[str]:
@@ -94,15 +175,19 @@ def _labels(spec: str, session) -> list[str]:
         try:
             value = json.loads(raw)
         except ValueError:
-            value = [x for x in (raw.splitlines() if "\n" in raw else raw.split(",")) if x.strip()]
-        if isinstance(value, dict):  # {"0": "cat", ...}
-            value = [value[k] for k in sorted(value, key=lambda k: int(k))]
-        return [str(x).strip() for x in value]
+            try:  # a Python literal, as some exporters write their class names: {0: 'person', 1: 'bicycle'}
+                value = ast.literal_eval(raw) if raw.lstrip()[:1] in ("{", "[") else raw
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                value = raw
+        if isinstance(value, (int, float)):
+            value = raw
+        return _label_list(value, f"--labels {spec}")
     path = Path(spec).expanduser()
     try:
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelImportError(f"--labels {spec}: cannot read it as a text file ({exc})") from None
+        text = safepath.read_bounded(path, MAX_TEXT_FILE, error=ModelImportError, what="--labels").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelImportError(f"--labels {spec}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    return _label_list([line.strip() for line in text.splitlines() if line.strip()], f"--labels {spec}")
 
 
 def _image_pre(o: ImportOptions, shape: list, dtype: str, where: str) -> tuple[dict[str, Any], str]:
@@ -151,17 +236,37 @@ def _image_pre(o: ImportOptions, shape: list, dtype: str, where: str) -> tuple[d
 
 
 def _audio_pre(o: ImportOptions, inputs, outputs, where: str) -> dict[str, Any]:
-    if not o.sample_rate or not o.window:
-        raise ModelImportError("--task audio-stream needs --sample-rate and --window")
+    if not o.sample_rate:
+        raise ModelImportError("--task audio-stream needs --sample-rate")
     by_name = {i.name: i for i in inputs}
     audio = o.audio_input or inputs[0].name
     if audio not in by_name:
         raise ModelImportError(f"--audio-input {audio}: the model's inputs are {list(by_name)}")
     length = by_name[audio].shape[-1] if by_name[audio].shape else None
-    if isinstance(length, int) and length > 0 and length != o.window + o.context:
-        raise ModelImportError(
-            f"{where}: input {audio} takes {length} samples per call, not --window {o.window} + --context {o.context}"
-        )
+    length = length if isinstance(length, int) and length > 0 else None
+    window, context = o.window, o.context
+    if length is not None:  # the input's fixed length is window + context: either one gives the other
+        if window is None and context is not None:
+            window = length - context
+        elif context is None and window is not None:
+            context = length - window
+        if window is None or context is None or window < 1 or context < 0 or window + context != length:
+            raise ModelImportError(
+                f"{where}: input {audio} takes {length} samples per call; pass --window (and --context) that add up "
+                f"to it (got --window {o.window}, --context {o.context})"
+            )
+    else:
+        if window is None:
+            raise ModelImportError(f"{where}: input {audio} has no fixed length; pass --window")
+        if context is None:
+            if o.states:  # a stateful model usually repeats the end of the last window: never guess it
+                raise ModelImportError(
+                    f"{where}: a stateful model whose input {audio} has no fixed length needs --context (the samples "
+                    "of the previous window it repeats; Silero VAD: 64 at 16 kHz; 0 if none)"
+                )
+            context = 0
+    if window + context > MAX_AUDIO_CALL:
+        raise ModelImportError(f"--window + --context is {window + context} samples, more than {MAX_AUDIO_CALL}")
     states = []
     for inp, out in o.states:
         if inp not in by_name or out not in [x.name for x in outputs]:
@@ -179,12 +284,63 @@ def _audio_pre(o: ImportOptions, inputs, outputs, where: str) -> dict[str, Any]:
     return {
         "kind": "audio",
         "sample_rate": o.sample_rate,
-        "window": o.window,
-        "context": o.context,
+        "window": window,
+        "context": context,
         "audio_input": audio,
         **({"sample_rate_input": o.sample_rate_input} if o.sample_rate_input else {}),
         "states": states,
     }
+
+
+def _output_kind(o: ImportOptions, model: Path, output: str) -> str:
+    """probabilities when the graph's output comes out of Softmax or Sigmoid, unless told; a flag that contradicts
+    the graph is refused."""
+    activation = final_activation(model, output)
+    if activation == "log-softmax":
+        raise ModelImportError(
+            f"{model.name}: output {output} comes out of LogSoftmax (log-probabilities); edgert's classifiers take "
+            "logits or probabilities: export the model without it, or import it with --task raw"
+        )
+    inferred = "probabilities" if activation else None
+    if o.output_kind == "logits" and inferred:
+        raise ModelImportError(
+            f"{model.name}: output {output} comes out of {activation.capitalize()}, so it holds probabilities, "
+            "not logits; leave --output-kind out (or pass probabilities)"
+        )
+    return o.output_kind or inferred or "logits"
+
+
+def _copy_model(model: Path, tmp: Path) -> list[str]:
+    """Copies the graph and exactly the external data onnxruntime reads for it into ``tmp``; returns their names.
+
+    Every location must be a plain relative path that resolves, after symlinks, to a regular file inside the
+    model's folder, holding the bytes the tensors declare; only those bytes are copied. Nothing is written
+    outside ``tmp``.
+    """
+    size = safepath.regular_file(model, error=ModelImportError, what="model")
+    safepath.copy_bounded(model, tmp / model.name, size, error=ModelImportError, what="model")
+    names = [model.name]
+    for location, end in needed_bytes(references(tmp / model.name)).items():
+        src = safepath.inside(model.parent, location, error=ModelImportError, what=f"{model.name}: external data")
+        have = safepath.regular_file(src, error=ModelImportError, what=f"{model.name}: external data")
+        if end is None:
+            raise ModelImportError(
+                f"{model.name}: external data {location!r} holds a tensor of unknown size; cannot bound the copy"
+            )
+        if have < end:
+            raise ModelImportError(
+                f"{model.name}: external data {location!r} is {have:,} bytes, but its tensors read up to byte {end:,}"
+            )
+        dst = tmp / location
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ModelImportError(f"{model.name}: external data {location!r}: cannot place it ({exc})") from None
+        if dst.parent.resolve() != (tmp / location).parent.resolve() or dst.exists():
+            raise ModelImportError(f"{model.name}: external data {location!r} clashes with another file")
+        safepath.copy_bounded(src, dst, end, error=ModelImportError, what=f"{model.name}: external data")
+        names.append(location)
+    return names
 
 
 def _spec(xs) -> list[dict[str, Any]]:
@@ -199,68 +355,97 @@ def _spec(xs) -> list[dict[str, Any]]:
     ]
 
 
-def import_model(model: str | Path, out: str | Path, options: ImportOptions, *, force: bool = False) -> Bundle:
-    """Makes a bundle at OUT from a ready ONNX file; refuses contradictions between flags and model first."""
+def _resolved(o: ImportOptions) -> ImportOptions:
+    """The options with the defaults of the task's own unset fields filled in."""
+    defaults: dict[str, Any] = {}
+    if o.task == "image-classification":
+        defaults = {"resample": "bilinear", "scale": 1 / 255, "mean": (0.0,), "std": (1.0,), "channel_order": "RGB"}
+    elif o.task in ("text-classification", "sentence-embedding"):
+        defaults = {"max_length": 512}
+        if o.task == "sentence-embedding":
+            defaults.update(pooling="mean", normalize=False)
+    return replace(o, **{k: v for k, v in defaults.items() if getattr(o, k) is None})
+
+
+def import_model(
+    model: str | Path, out: str | Path, options: ImportOptions, *, force: bool = False, discard_unlisted: bool = False
+) -> Bundle:
+    """Makes a bundle at OUT from a ready ONNX file; refuses contradictions between flags and model first.
+
+    The model and the external data it names are copied (within the bounds its tensors declare) into a work
+    directory beside OUT and read from there; nothing is written outside it before every check has passed.
+    ``force`` replaces an existing bundle at OUT; one holding files its manifest does not list is refused unless
+    ``discard_unlisted`` too.
+    """
     from .export import place
 
-    model = Path(model).expanduser().resolve()
-    if not model.is_file():
-        raise ModelImportError(f"{model}: no such model file")
+    o = _resolved(options)
+    model = Path(model).expanduser().absolute()
+    safepath.regular_file(model, error=ModelImportError, what="model")
+    model = model.resolve()
     out = Path(out).expanduser().absolute()
     out = out.parent.resolve() / out.name
     if out == model.parent or out in model.parents:
         raise ModelImportError(f"{out}: holds the model being imported; choose another output directory")
     place.recover(out)
-    place.check_output(out, None, force)
-    session = create_session(model, SessionConfig(graph_optimization="disable", cache_optimized=False))
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    output = options.output or outputs[0].name
-    if output not in [o.name for o in outputs]:
-        raise ModelImportError(f"--output {output}: the model's outputs are {[o.name for o in outputs]}")
-    where = f"{model.name}"
-    pre: dict[str, Any] = {}
-    post: dict[str, Any] = {"output": output}
-    files = [model.name, *locations(model)]
-    if options.task == "image-classification":
-        pre, _ = _image_pre(options, list(inputs[0].shape), inputs[0].type, f"{where} input {inputs[0].name}")
-    elif options.task == "audio-stream":
-        pre = _audio_pre(options, inputs, outputs, where)
-        post["output_kind"] = options.output_kind
-    elif options.task in ("text-classification", "sentence-embedding"):
-        if not options.tokenizer:
-            raise ModelImportError(f"--task {options.task} needs --tokenizer tokenizer.json")
-        if "input_ids" not in [i.name for i in inputs]:
-            raise ModelImportError(f"{where}: a text model takes input_ids; its inputs are {[i.name for i in inputs]}")
-        pre = {
-            "kind": "text",
-            "tokenizer": "tokenizer.json",
-            "files": ["tokenizer.json"],
-            "max_length": options.max_length,
-        }
-        if options.task == "sentence-embedding":
-            post.update(pooling=options.pooling, normalize=options.normalize)
-    if options.task in ("image-classification", "text-classification"):
-        width = next(o.shape for o in outputs if o.name == output)
-        width = width[-1] if width and isinstance(width[-1], int) and width[-1] > 0 else None
-        labels = _labels(options.labels, session) if options.labels else None
-        if labels and width and len(labels) != width:
-            raise ModelImportError(f"--labels gives {len(labels)} labels but the output {output} has {width} classes")
-        if labels:
-            post["labels"] = labels
-        post["output_kind"] = options.output_kind
+    place.check_output(out, None, force, discard_unlisted=discard_unlisted)
+    tokenizer = None
+    if o.task in ("text-classification", "sentence-embedding"):
+        if not o.tokenizer:
+            raise ModelImportError(f"--task {o.task} needs --tokenizer tokenizer.json")
+        tokenizer = Path(o.tokenizer).expanduser()
+        safepath.regular_file(tokenizer, error=ModelImportError, what="--tokenizer", max_bytes=MAX_TEXT_FILE)
     tmp = place.work_dir(out)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
-        for name in files:
-            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(model.parent / name, tmp / name)
-        if options.tokenizer:
-            shutil.copy2(Path(options.tokenizer).expanduser(), tmp / "tokenizer.json")
+        files = _copy_model(model, tmp)
+        local = tmp / model.name
+        session = create_session(local, SessionConfig(graph_optimization="disable", cache_optimized=False))
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        output = o.output or outputs[0].name
+        if output not in [x.name for x in outputs]:
+            raise ModelImportError(f"--output {output}: the model's outputs are {[x.name for x in outputs]}")
+        where = f"{model.name}"
+        pre: dict[str, Any] = {}
+        post: dict[str, Any] = {"output": output}
+        if o.task == "image-classification":
+            pre, _ = _image_pre(o, list(inputs[0].shape), inputs[0].type, f"{where} input {inputs[0].name}")
+        elif o.task == "audio-stream":
+            pre = _audio_pre(o, inputs, outputs, where)
+            post["output_kind"] = _output_kind(o, local, output)
+        elif tokenizer is not None:
+            if "input_ids" not in [i.name for i in inputs]:
+                raise ModelImportError(
+                    f"{where}: a text model takes input_ids; its inputs are {[i.name for i in inputs]}"
+                )
+            pre = {
+                "kind": "text",
+                "tokenizer": "tokenizer.json",
+                "files": ["tokenizer.json"],
+                "max_length": o.max_length,
+            }
+            if o.task == "sentence-embedding":
+                post.update(pooling=o.pooling, normalize=o.normalize)
+        if o.task in ("image-classification", "text-classification"):
+            width = next(x.shape for x in outputs if x.name == output)
+            width = width[-1] if width and isinstance(width[-1], int) and width[-1] > 0 else None
+            labels = _labels(o.labels, session) if o.labels else None
+            if labels and width and len(labels) != width:
+                raise ModelImportError(
+                    f"--labels gives {len(labels)} labels but the output {output} has {width} classes"
+                )
+            if labels:
+                post["labels"] = labels
+            post["output_kind"] = _output_kind(o, local, output)
+        if tokenizer is not None:
+            safepath.copy_bounded(
+                tokenizer, tmp / "tokenizer.json", tokenizer.stat().st_size, error=ModelImportError, what="--tokenizer"
+            )
         write_manifest(
             tmp,
             {
-                "task": options.task,
+                "task": o.task,
                 "models": {"model": model.name},
                 "default_model": "model",
                 "inputs": _spec(inputs),
@@ -272,12 +457,13 @@ def import_model(model: str | Path, out: str | Path, options: ImportOptions, *, 
                     "name": model.stem,
                     "source": str(model),
                     "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "options": asdict(options),
+                    "options": options.given(),
                     "host": {"machine": platform.machine()},
                     "versions": {"edgert": __version__, **versions(("onnxruntime", "numpy", "tokenizers"))},
                 },
             },
         )
+        del session
         from .api import load
 
         load(Bundle.open(tmp, verify=True), verify=False)  # the pipeline accepts what was written

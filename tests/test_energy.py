@@ -193,8 +193,9 @@ def test_sampled_meter_integrates_extra_power():
     meter.start()
     time.sleep(0.2)
     joules = meter.stop()
-    elapsed = time.perf_counter() - before  # the meter's own window lies inside this one
-    assert 3.0 * elapsed * 0.9 <= joules <= 3.0 * elapsed
+    elapsed = time.perf_counter() - before
+    # the meter's own window holds the 0.2 s sleep and lies inside `elapsed`: bounds no busy machine can break
+    assert 3.0 * 0.2 <= joules <= 3.0 * elapsed
 
 
 def test_estimate_uses_cpu_time():

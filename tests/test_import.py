@@ -108,15 +108,21 @@ def test_imported_classifier_equals_the_numpy_reference(tmp_path, case):
     assert clf.labels == ["LABEL_0", "LABEL_1", "LABEL_2", "LABEL_3"]  # none given, none in the metadata
 
 
-def test_probabilities_are_not_softmaxed_twice(tmp_path):
+def test_a_graph_ending_in_softmax_is_read_as_probabilities_and_never_softmaxed_twice(tmp_path):
+    """Left to itself, the importer sees the Softmax at the end of the graph and takes the output as it is; a flag
+    that says logits contradicts the graph and is refused. Before, the default applied softmax again and squashed
+    every score into 0.24-0.26 here."""
     model = classifier(tmp_path / "m.onnx", probabilities=True)
-    twice = import_model(model, tmp_path / "logits", ImportOptions(task="image-classification"))
-    once = import_model(
-        model, tmp_path / "probs", ImportOptions(task="image-classification", output_kind="probabilities")
-    )
-    a, b = edgert.load(twice.path).scores(IMAGES[0]), edgert.load(once.path).scores(IMAGES[0])
-    np.testing.assert_allclose(b, _softmax(a * 0 + np.log(b)), rtol=1e-5)  # b is a distribution already
-    assert not np.allclose(a, b)  # softmax of probabilities flattens them: what the flag prevents
+    inferred = import_model(model, tmp_path / "auto", ImportOptions(task="image-classification"))
+    assert inferred.post["output_kind"] == "probabilities"
+    want = np.concatenate([reference(im) for im in IMAGES])
+    np.testing.assert_allclose(edgert.load(inferred.path).scores(IMAGES), want, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ModelImportError, match="comes out of Softmax, so it holds probabilities, not logits"):
+        import_model(model, tmp_path / "l", ImportOptions(task="image-classification", output_kind="logits"))
+    assert not (tmp_path / "l").exists()
+    logits = import_model(classifier(tmp_path / "x.onnx"), tmp_path / "x", ImportOptions(task="image-classification"))
+    assert logits.post["output_kind"] == "logits"  # a MatMul at the end: logits, softmax applied by edgert
+    np.testing.assert_allclose(edgert.load(logits.path).scores(IMAGES), want, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("source", ["metadata", "metadata:labels", "file"])

@@ -20,7 +20,8 @@ from edgert.export import place  # noqa: E402
 
 def _bundle(path: Path, tag: str) -> Path:
     path.mkdir(parents=True)
-    (path / MANIFEST).write_text(json.dumps({"format": FORMAT, "tag": tag}))
+    files = {"model.onnx": {"bytes": len(tag), "sha256": "0" * 64}}
+    (path / MANIFEST).write_text(json.dumps({"format": FORMAT, "tag": tag, "files": files}))
     (path / "model.onnx").write_text(tag)
     return path
 
@@ -71,6 +72,28 @@ def test_without_force_an_existing_output_is_refused(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     place.check_output(empty, None, force=True)
+
+
+def test_force_never_deletes_files_the_manifest_does_not_list(tmp_path):
+    """--force replaces what edgert wrote; a user's notes or results inside the bundle folder refuse it, unless
+    discard_unlisted (the CLI's --discard-unlisted) says so."""
+    out = _bundle(tmp_path / "b", "a")
+    (out / "NOTES.md").write_text("mine")
+    (out / "my_results").mkdir()
+    (out / "my_results" / "run.json").write_text("{}")
+    with pytest.raises(ExportError, match=r"holds 2 file\(s\) its manifest does not list \(NOTES.md, my_results\)"):
+        place.check_output(out, None, force=True)
+    assert (out / "NOTES.md").read_text() == "mine"
+    place.check_output(out, None, force=True, discard_unlisted=True)
+    nested = _bundle(tmp_path / "n", "a")  # a listed file in a subfolder is not "unlisted"
+    data = json.loads((nested / MANIFEST).read_text())
+    (nested / "onnx").mkdir()
+    (nested / "onnx" / "w.bin").write_text("w")
+    data["files"]["onnx/w.bin"] = {"bytes": 1, "sha256": "0" * 64}
+    (nested / MANIFEST).write_text(json.dumps(data))
+    assert place.unlisted(nested) == []
+    (nested / "onnx" / "extra.bin").write_text("x")
+    assert place.unlisted(nested) == ["onnx/extra.bin"]
 
 
 def test_place_swaps_atomically_and_leaves_nothing_behind(tmp_path):

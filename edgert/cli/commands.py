@@ -29,7 +29,8 @@ def cmd_export(args) -> int:
         target=args.target,
         per_channel=args.per_channel,
         opset=args.opset,
-        force=args.force,
+        force=args.force or args.discard_unlisted,
+        discard_unlisted=args.discard_unlisted,
         accuracy_budget=args.accuracy_budget,
         allow_miss=args.allow_miss,
         calibration=args.calibration,
@@ -61,7 +62,9 @@ def _hxw(text: str | None, flag: str) -> tuple[int, int] | None:
     return h, w
 
 
-def _numbers(text: str, flag: str) -> tuple[float, ...]:
+def _numbers(text: str | None, flag: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
     try:
         return tuple(float(x) for x in text.split(","))
     except ValueError:
@@ -104,7 +107,9 @@ def cmd_import(args) -> int:
         normalize=args.normalize,
         max_length=args.max_length,
     )
-    bundle = import_model(args.model, args.out, options, force=args.force)
+    bundle = import_model(
+        args.model, args.out, options, force=args.force or args.discard_unlisted, discard_unlisted=args.discard_unlisted
+    )
     print(f"wrote {bundle.path}")
     print_card(bundle)
     return 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from .._version import __version__
 from ..errors import EdgertError
@@ -136,22 +138,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-channel weight scales (default on: per-tensor loses much more accuracy)",
     )
     p.add_argument("--opset", type=int, default=None)
-    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT if it is an edgert bundle")
+    p.add_argument(
+        "--discard-unlisted",
+        action="store_true",
+        help="with --force: also delete files in OUTPUT that its manifest does not list (refused otherwise)",
+    )
 
     p = _command(sub, "import", help="make a bundle from a ready ONNX file, with its pre- and post-processing")
     p.add_argument("model", help="the .onnx file (its external-data files are copied too)")
     p.add_argument("-o", "--output-dir", dest="out", required=True, help="bundle directory to create")
     p.add_argument(
         "--task",
-        default="raw",
+        required=True,
         choices=["image-classification", "text-classification", "sentence-embedding", "audio-stream", "raw"],
+        help="what the model is for; raw runs it as is (feeds in, outputs out)",
     )
     p.add_argument(
         "--labels", default=None, metavar="FILE|metadata[:KEY]", help="one label per line, or the model's metadata"
     )
     p.add_argument("--output", default=None, metavar="NAME", help="the output to read (default: the first)")
     p.add_argument(
-        "--output-kind", default="logits", choices=["logits", "probabilities"], help="probabilities: no softmax on top"
+        "--output-kind",
+        default=None,
+        choices=["logits", "probabilities"],
+        help="default: probabilities if the graph's output comes out of Softmax or Sigmoid, else logits",
     )
     p.add_argument(
         "--size", default=None, metavar="HxW", help="resize images to this (default: the model's fixed size)"
@@ -159,30 +170,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shortest-edge", type=int, default=None, metavar="N", help="or resize the shortest edge to N")
     p.add_argument("--crop", default=None, metavar="HxW", help="then center-crop to this")
     p.add_argument(
-        "--resample", default="bilinear", choices=["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"]
+        "--resample",
+        default=None,
+        choices=["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"],
+        help="default: bilinear",
     )
     p.add_argument(
-        "--scale", type=float, default=1 / 255, help="pixel values times this; 1 keeps 0 to 255 (default: 1/255)"
+        "--scale", type=float, default=None, help="pixel values times this; 1 keeps 0 to 255 (default: 1/255)"
     )
     p.add_argument(
-        "--mean", default="0", metavar="M[,M,M]", help="subtracted after scaling, in the model's channel order"
+        "--mean", default=None, metavar="M[,M,M]", help="subtracted after scaling, in the model's channel order (0)"
     )
-    p.add_argument("--std", default="1", metavar="S[,S,S]", help="divides after the mean")
-    p.add_argument("--channel-order", default="RGB", choices=["RGB", "BGR"])
+    p.add_argument("--std", default=None, metavar="S[,S,S]", help="divides after the mean (default: 1)")
+    p.add_argument("--channel-order", default=None, choices=["RGB", "BGR"], help="default: RGB")
     p.add_argument("--layout", default=None, choices=["NCHW", "NHWC"], help="default: read from the model's input")
     p.add_argument("--sample-rate", type=int, default=None, help="audio: samples per second the model takes")
     p.add_argument("--window", type=int, default=None, help="audio: new samples per call")
-    p.add_argument("--context", type=int, default=0, help="audio: samples of the previous window repeated first")
+    p.add_argument(
+        "--context",
+        type=int,
+        default=None,
+        help="audio: samples of the previous window repeated first (default: from the input's fixed length; "
+        "a stateful model with a dynamic input needs it)",
+    )
     p.add_argument("--audio-input", default=None, metavar="NAME", help="audio: the samples' input (default: the first)")
     p.add_argument("--sample-rate-input", default=None, metavar="NAME", help="audio: a scalar input fed the rate")
     p.add_argument(
         "--state", action="append", default=[], metavar="IN:OUT", help="audio: a state carried from output OUT to IN"
     )
     p.add_argument("--tokenizer", default=None, metavar="FILE", help="tokenizer.json, for text tasks")
-    p.add_argument("--pooling", default="mean", choices=["mean", "cls", "none"])
-    p.add_argument("--normalize", action="store_true", help="L2-normalise embeddings")
-    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--pooling", default=None, choices=["mean", "cls", "none"], help="default: mean")
+    p.add_argument("--normalize", action="store_true", default=None, help="L2-normalise embeddings")
+    p.add_argument("--max-length", type=int, default=None, help="tokens per text (default: 512)")
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it is an edgert bundle")
+    p.add_argument(
+        "--discard-unlisted",
+        action="store_true",
+        help="with --force: also delete files in OUTPUT that its manifest does not list (refused otherwise)",
+    )
 
     p = _command(sub, "inspect", help="show a bundle's model card and verify its files")
     p.add_argument("bundle", nargs="?", default=None, help="bundle directory or catalog name (default: minilm)")
@@ -323,6 +348,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from . import commands
 
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so work directories are removed on the way out
+    previous = (
+        signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() else None
+    )
     try:
         return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
     except EdgertError as exc:
@@ -333,6 +362,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

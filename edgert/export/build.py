@@ -182,7 +182,9 @@ def export_bundle(
     out = out.parent.resolve() / out.name  # a symlink at OUT itself is not followed: check_output refuses it
     source = resolve(source_spec)
     place.recover(out, echo)
-    place.check_output(out, source.path if source.local else None, options.force)
+    place.check_output(
+        out, source.path if source.local else None, options.force, discard_unlisted=options.discard_unlisted
+    )
     task = detect_task(source) if options.task == "auto" else options.task
     target = quantization_target() if options.target == "auto" else options.target
     quantize = options.quantize != "none"
@@ -317,7 +319,9 @@ def export_bundle(
             manifest["provenance"]["export_seconds"] = round(time.perf_counter() - started, 2)
             write_manifest(tmp, manifest)
             Bundle.open(tmp, verify=True)
-            place.check_output(out, source.path if source.local else None, options.force)  # still a bundle?
+            place.check_output(  # still a bundle?
+                out, source.path if source.local else None, options.force, discard_unlisted=options.discard_unlisted
+            )
             place.place(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

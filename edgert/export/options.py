@@ -26,6 +26,7 @@ class ExportOptions:
     per_channel: bool = True
     opset: int | None = None
     force: bool = False
+    discard_unlisted: bool = False  # with force: also delete files the old bundle's manifest does not list
     accuracy_budget: float = 0.99
     allow_miss: bool = False
     calibration: str | None = None

@@ -34,8 +34,27 @@ def is_bundle(path: Path) -> bool:
         return False
 
 
-def check_output(out: Path, source: Path | None, force: bool) -> None:
-    """Refuses, before any work, an output that export would have to delete and did not write."""
+def unlisted(out: Path) -> list[str]:
+    """Files and folders in a bundle directory that its manifest does not list (a user's notes, results)."""
+    try:
+        listed = set(json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("files") or {})
+    except (OSError, ValueError, AttributeError, TypeError):
+        listed = set()
+    listed.add(MANIFEST)
+    dirs = {p for name in listed for p in Path(name).parents if str(p) != "."}
+    extra = []
+    for p in sorted(out.rglob("*")):
+        rel = p.relative_to(out).as_posix()
+        if rel in listed or (p.is_dir() and not p.is_symlink() and Path(rel) in dirs):
+            continue
+        if not any(Path(rel).is_relative_to(Path(e)) for e in extra):
+            extra.append(rel)
+    return extra
+
+
+def check_output(out: Path, source: Path | None, force: bool, *, discard_unlisted: bool = False) -> None:
+    """Refuses, before any work, an output that export would have to delete and did not write: ``force``
+    replaces a bundle that holds only the files its manifest lists; ``discard_unlisted`` one holding others too."""
     if source is not None:
         src = source.resolve()
         if out == src or out in src.parents:
@@ -50,6 +69,13 @@ def check_output(out: Path, source: Path | None, force: bool) -> None:
         raise ExportError(
             f"{out}: exists and is not an edgert bundle (no {MANIFEST}); --force replaces only bundles, "
             "so nothing was touched: choose another output or remove it yourself"
+        )
+    extra = unlisted(out) if any(out.iterdir()) else []
+    if extra and not discard_unlisted:
+        shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+        raise ExportError(
+            f"{out}: holds {len(extra)} file(s) its manifest does not list ({shown}); --force replaces only what "
+            "edgert wrote, so nothing was touched: move them, or pass --discard-unlisted to delete them too"
         )
 
 

@@ -62,8 +62,10 @@ class AudioStream(Task):
 
     tasks = ("audio-stream",)
 
-    def __init__(self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None):
-        super().__init__(bundle, variant=variant, config=config)
+    def __init__(
+        self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True
+    ):
+        super().__init__(bundle, variant=variant, config=config, verify=verify)
         pre, post = bundle.pre, bundle.post
         at = f"{bundle.path / MANIFEST}"
         self.sample_rate = setting(pre, "sample_rate", int, None, f"{at} pre", minimum=1)

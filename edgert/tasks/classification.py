@@ -41,8 +41,10 @@ def top_predictions(probs: np.ndarray, labels: list[str], top_k: int) -> list[li
 class Classifier(Task):
     """What text and image classification share: the logits output, the labels, and softmax or sigmoid."""
 
-    def __init__(self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None):
-        super().__init__(bundle, variant=variant, config=config)
+    def __init__(
+        self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True
+    ):
+        super().__init__(bundle, variant=variant, config=config, verify=verify)
         post = bundle.post
         where = f"{bundle.path / MANIFEST} post"
         self.output = setting(post, "output", str, "logits", where)
@@ -72,9 +74,11 @@ class TextClassifier(Classifier):
 
     tasks = ("text-classification",)
 
-    def __init__(self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None):
-        super().__init__(bundle, variant=variant, config=config)
-        self.encoder = TextEncoder(bundle, self.input_names)
+    def __init__(
+        self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True
+    ):
+        super().__init__(bundle, variant=variant, config=config, verify=verify)
+        self.encoder = TextEncoder(bundle, self.input_names, self.resource)
 
     def scores(self, texts: Sequence[str] | str, *, batch_size: int = 32) -> np.ndarray:
         """Probabilities, float32 (n, num_labels)."""

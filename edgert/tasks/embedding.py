@@ -21,8 +21,10 @@ class TextEmbedder(Task):
 
     tasks = ("sentence-embedding", "feature-extraction")
 
-    def __init__(self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None):
-        super().__init__(bundle, variant=variant, config=config)
+    def __init__(
+        self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True
+    ):
+        super().__init__(bundle, variant=variant, config=config, verify=verify)
         post = bundle.post
         where = f"{bundle.path / MANIFEST} post"
         self.output = setting(post, "output", str, self.output_names[0], where)
@@ -31,7 +33,7 @@ class TextEmbedder(Task):
         if self.output not in self.output_names:
             raise BundleError(f"{bundle.path}: model has no output {self.output!r} (has {self.output_names})")
         self.dim = setting(post, "dim", int, None, where, minimum=1)
-        self.encoder = TextEncoder(bundle, self.input_names)
+        self.encoder = TextEncoder(bundle, self.input_names, self.resource)
         if self.dim is None:
             self.dim = int(self._run(["probe"]).shape[1])
 

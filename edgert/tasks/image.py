@@ -299,8 +299,10 @@ class ImageClassifier(Classifier):
 
     tasks = ("image-classification",)
 
-    def __init__(self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None):
-        super().__init__(bundle, variant=variant, config=config)
+    def __init__(
+        self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True
+    ):
+        super().__init__(bundle, variant=variant, config=config, verify=verify)
         self.preprocessor = ImagePreprocessor(bundle.pre, bundle.path)
         inp = self.session.get_inputs()[0]
         self.input = inp.name

@@ -31,12 +31,14 @@ class RawModel(Task):
         variant: str | None = None,
         config: SessionConfig | None = None,
         model_path: str | os.PathLike[str] | None = None,
+        verify: bool = True,
     ):
         if bundle is not None:
-            super().__init__(bundle, variant=variant, config=config)
+            super().__init__(bundle, variant=variant, config=config, verify=verify)
         else:
             self.bundle = None
             self.variant = None
+            self.verified = False  # a bare file has no manifest to verify against; it is never cached optimised
             self.model_path = Path(model_path)
             self.session_config = (config or SessionConfig()).resolved()
             self.session = create_session(Path(model_path), self.session_config)

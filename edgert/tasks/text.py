@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,12 +63,12 @@ class TextEncoder:
     would cost the work of 128 tokens.
     """
 
-    def __init__(self, bundle: Bundle, input_names: Sequence[str]):
+    def __init__(self, bundle: Bundle, input_names: Sequence[str], resource: Callable[[str], Path] | None = None):
         pre = bundle.pre
         where = f"{bundle.path / MANIFEST} pre"
         name = setting(pre, "tokenizer", str, "tokenizer.json", where)
         try:
-            self.tokenizer = Tokenizer.from_file(str(bundle.file(name)))
+            self.tokenizer = Tokenizer.from_file(str((resource or bundle.file)(name)))
         except BundleError:
             raise
         except Exception as exc:
