@@ -18,6 +18,7 @@ import hmac
 import json
 import os
 import stat
+import warnings
 from pathlib import Path
 
 from .paths import home
@@ -46,6 +47,40 @@ def _read_key(path: Path) -> bytes | None:
     return data if len(data) == _KEY_BYTES else None
 
 
+def _create_key(path: Path) -> None:
+    """Writes a new key beside ``path`` and links it into place only once it is whole, so a full disk never
+    leaves a short key that would switch remembering off for good; a key another process made first wins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        try:
+            if os.write(fd, os.urandom(_KEY_BYTES)) != _KEY_BYTES:
+                raise OSError(28, "No space left on device")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process made it first
+    finally:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
+def _broken_own_key(path: Path) -> bool:
+    """A key file of ours that can sign nothing: a regular, private file of the wrong length (a write cut short
+    by an older edgert on a full disk)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    mine = not hasattr(os, "geteuid") or st.st_uid == os.geteuid()
+    return stat.S_ISREG(st.st_mode) and mine and st.st_mode & 0o077 == 0 and st.st_size != _KEY_BYTES
+
+
 def secret() -> bytes | None:
     """This user's signing key, created on first use; None when there is no private, writable place for it."""
     global _cached_key
@@ -53,21 +88,31 @@ def secret() -> bytes | None:
     if _cached_key is not None and _cached_key[0] == path:
         return _cached_key[1]
     key = _read_key(path)
-    if key is None and not path.exists():
+    if key is None and _broken_own_key(path):
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-            try:
-                os.write(fd, os.urandom(_KEY_BYTES))
-            finally:
-                os.close(fd)
-        except FileExistsError:
-            pass  # another process made it first
+            path.unlink()
         except OSError:
-            return None
+            pass
+    if key is None and not os.path.lexists(path):
+        try:
+            _create_key(path)
+        except OSError as exc:
+            degraded(f"cannot create the signing key {path} ({exc.strerror})")
+            return None  # not cached: a later call tries again, once there is room
         key = _read_key(path)
     _cached_key = (path, key)
     return key
+
+
+_said: set[str] = set()
+
+
+def degraded(why: str) -> None:
+    """Says once per process that verified files and optimised graphs are not remembered, and why: results
+    stay correct, only the next cold start is slower."""
+    if why not in _said:
+        _said.add(why)
+        warnings.warn(f"edgert: caching is off: {why}; results are unaffected", RuntimeWarning, stacklevel=3)
 
 
 def sign(text: str) -> str | None:

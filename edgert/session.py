@@ -181,6 +181,19 @@ def _trusted(cached: Path) -> bool:
     return ok
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _discard(tmp: Path) -> None:
+    for p in (tmp, _signature(tmp)):
+        try:
+            p.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
 def _forget(cached: Path) -> None:
     for p in (cached, _signature(cached)):
         try:
@@ -199,6 +212,8 @@ def _store(tmp: Path, cached: Path) -> None:
         return
     sig_tmp = _signature(tmp)
     sig_tmp.write_text(f"{sha}\n{mac}\n", encoding="utf-8")
+    if sig_tmp.stat().st_size == 0:  # some filesystems report a full disk only as a short file
+        raise OSError(28, "No space left on device")
     os.replace(tmp, cached)
     os.replace(sig_tmp, _signature(cached))
     integrity.remember(cached, sha)
@@ -247,12 +262,25 @@ def create_session(
                 so.optimized_model_filepath = str(tmp)
             except OSError:
                 tmp = None  # a read-only cache is no reason to fail
-            session = ort.InferenceSession(str(model), so, providers=list(config.providers))
+            try:
+                session = ort.InferenceSession(str(model), so, providers=list(config.providers))
+            except Exception as exc:
+                if tmp is None:
+                    raise
+                # writing the optimised copy failed (a full or read-only disk says "INVALID_PROTOBUF"): the cache
+                # is lost, never the session. A model that is itself bad fails again below, with its own reason.
+                _discard(tmp)
+                session = ort.InferenceSession(
+                    str(model), _options(config, config.graph_optimization), providers=list(config.providers)
+                )
+                integrity.degraded(f"cannot write the optimised-graph cache in {cached.parent} ({_first_line(exc)})")
+                return session
             if tmp is not None and tmp.is_file():
                 try:
                     _store(tmp, cached)
-                except OSError:  # a full or read-only disk costs the cache, not the session
-                    tmp.unlink(missing_ok=True)
+                except OSError as exc:  # a full or read-only disk costs the cache, not the session
+                    _discard(tmp)
+                    integrity.degraded(f"cannot write the optimised-graph cache in {cached.parent} ({exc.strerror})")
             return session
         return ort.InferenceSession(
             str(model), _options(config, config.graph_optimization), providers=list(config.providers)

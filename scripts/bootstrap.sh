@@ -31,6 +31,18 @@ if [[ "$extras" == *export* || "$extras" == *dev* ]]; then
   fi
 fi
 
+# The audio tests speak with espeak-ng (Debian's package). Installed where this runs as root with apt-get (CI,
+# containers); elsewhere those tests skip and say why.
+if [[ "$extras" == *dev* ]] && ! command -v espeak-ng >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing espeak-ng (apt-get)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng; } >> "$log" 2>&1 \
+      || echo "bootstrap: could not install espeak-ng; the speech tests will skip (log: $log)" >&2
+  else
+    echo "bootstrap: espeak-ng is missing; the speech tests will skip (apt-get install espeak-ng)" >&2
+  fi
+fi
+
 # Reinstall only when the package metadata changed; the kernels are rebuilt below either way.
 stamp="$venv/.edgert-installed"
 want="$(cat pyproject.toml setup.py | sha256sum | cut -c1-16)-$extras"

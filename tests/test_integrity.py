@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -203,3 +204,78 @@ def test_an_unverified_load_does_not_seed_the_cache(tmp_path):
     assert not cached_model_path(SessionConfig().resolved(), sha).exists()
     model.write_bytes(good)
     np.testing.assert_array_equal(_run(bundle), X @ w)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 64 KiB filesystem (tmpfs), so "no space left" comes from the kernel, not from a mock."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(mnt: Path) -> None:
+    fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def test_a_full_cache_disk_costs_the_cache_never_the_result(tmp_path, tiny_disk, monkeypatch):
+    """Before: INVALID_PROTOBUF from every load once EDGERT_HOME was full. Now one warning and the right answer."""
+    monkeypatch.setenv("EDGERT_HOME", str(tiny_disk / "home"))
+    monkeypatch.setattr(integrity, "_cached_key", None)
+    monkeypatch.setattr(integrity, "_said", set())
+    w = np.ones((256, 200), dtype=np.float32)  # 200 KB: the optimised copy cannot fit in 64 KiB
+    root = tmp_path / "b"
+    root.mkdir()
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 200])],
+        [numpy_helper.from_array(w, "W")],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(root / "model.onnx")
+    )
+    write_manifest(root, {"task": "raw", "models": {"fp32": "model.onnx"}, "default_model": "fp32", "inputs": [],
+                          "outputs": []})  # fmt: skip
+    x = np.ones((1, 256), dtype=np.float32)
+    with pytest.warns(RuntimeWarning, match="caching is off: cannot write the optimised-graph cache"):
+        got = edgert.load(root)({"x": x})["y"]
+    np.testing.assert_array_equal(got, x @ w)
+    assert not [p for p in (tiny_disk / "home" / "ort-cache").iterdir()]  # no partial file left behind
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once per process, not at every load
+        np.testing.assert_array_equal(edgert.load(root)({"x": x})["y"], x @ w)
+
+
+def test_no_room_for_the_key_leaves_no_empty_key_behind(tmp_path, tiny_disk, monkeypatch):
+    """Before: a 0-byte secret stayed on a full disk, and remembering was off for good even after space returned."""
+    monkeypatch.setenv("EDGERT_HOME", str(tiny_disk / "home"))
+    monkeypatch.setattr(integrity, "_cached_key", None)
+    monkeypatch.setattr(integrity, "_said", set())
+    (tiny_disk / "home").mkdir()
+    _fill(tiny_disk)
+    with pytest.warns(RuntimeWarning, match="cannot create the signing key"):
+        assert integrity.secret() is None
+    assert not os.path.lexists(tiny_disk / "home" / "secret")
+    (tiny_disk / "filler").unlink()
+    assert integrity.secret() is not None and len((tiny_disk / "home" / "secret").read_bytes()) == 32
+    # a short key an older edgert left is replaced, not trusted and not kept forever
+    monkeypatch.setattr(integrity, "_cached_key", None)
+    (tiny_disk / "home" / "secret").write_bytes(b"")
+    assert integrity.secret() is not None and len((tiny_disk / "home" / "secret").read_bytes()) == 32

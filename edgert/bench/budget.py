@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,10 @@ def parse_token(token: str) -> Limit:
         raise BudgetError(
             f"budget: unknown unit {unit!r} in {token.strip()!r}; {metric} takes {', '.join(u for u in units)}"
         )
-    return Limit(metric, op, float(number) * units[unit], token.strip())
+    value = float(number) * units[unit]
+    if not math.isfinite(value):  # 1e999 parses as inf: a limit nothing can violate
+        raise BudgetError(f"budget: {token.strip()!r} is not a finite limit")
+    return Limit(metric, op, value, token.strip())
 
 
 def parse(spec: str) -> list[Limit]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import stats
+from .. import safepath, stats
 from ..errors import EdgertError
 
 SCHEMA = "edgert.bench/1"
@@ -71,9 +71,8 @@ def save(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Writes atomically: a Ctrl-C while saving never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"schema": SCHEMA, **result}, indent=1) + "\n")
-    os.replace(tmp, path)
+    body = json.dumps({"schema": SCHEMA, **result}, indent=1) + "\n"
+    safepath.write_output(path, body, error=EdgertError, what="--json")  # never replaces a symlink or device
     return path
 
 

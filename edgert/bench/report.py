@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import MissingDependencyError
+from .. import safepath
+from ..errors import EdgertError, MissingDependencyError
 from .records import Stats
 
 
@@ -246,6 +248,9 @@ def plot(r: dict[str, Any], path: Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    safepath.check_output(path, error=EdgertError, what="--plot")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
     plt.close(fig)
     return path

@@ -7,6 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .. import safepath
 from ..errors import EdgertError, require
 
 
@@ -80,8 +81,10 @@ class _RichProgress:
 def _writable(path: str, flag: str) -> None:
     """An output path that can be written, checked before a run whose results would otherwise be lost."""
     p = Path(path).expanduser()
-    if p.is_dir():
+    if p.is_dir() and not p.is_symlink():
         raise EdgertError(f"{flag} {path}: is a directory; give a file name")
+    if os.path.lexists(p):
+        safepath.check_output(p, error=EdgertError, what=flag)  # never a symlink, device node or FIFO
     parent = p.parent
     blocked = next((q for q in (parent, *parent.parents) if q.exists()), None)
     if blocked is not None and not blocked.is_dir():
@@ -179,7 +182,7 @@ def run_bench(args, resolve_bundle) -> int:
     else:
         report.print_rich(result)
         if args.markdown:
-            Path(args.markdown).write_text(report.markdown(result))
+            safepath.write_output(Path(args.markdown), report.markdown(result), error=EdgertError, what="--markdown")
     if args.plot and result.get("configs"):
         report.plot(result, Path(args.plot))
     if not result["complete"]:

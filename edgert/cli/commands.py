@@ -260,7 +260,11 @@ def cmd_detect(args) -> int:
     """Each file in turn: one that cannot be read or has another sample rate is reported and skipped."""
     from ..tasks import AudioStream
     from ..tasks.audio import read_wav
+    from ..tasks.segments import SegmentRules
 
+    SegmentRules(  # bad rules are refused before any work
+        args.threshold, args.end_threshold, args.min_speech_ms, args.min_silence_ms, args.speech_pad_ms
+    )
     model = _load(args, AudioStream)
     skipped = 0
     for path in args.wav:
@@ -273,7 +277,12 @@ def cmd_detect(args) -> int:
             skipped += 1
             continue
         segments = model.detect(
-            samples, threshold=args.threshold, min_speech_ms=args.min_speech_ms, min_silence_ms=args.min_silence_ms
+            samples,
+            threshold=args.threshold,
+            end_threshold=args.end_threshold,
+            min_speech_ms=args.min_speech_ms,
+            min_silence_ms=args.min_silence_ms,
+            speech_pad_ms=args.speech_pad_ms,
         )
         print(json.dumps({"file": path, "seconds": round(len(samples) / rate, 3), "segments": segments}))
     return 2 if skipped else 0

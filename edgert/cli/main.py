@@ -257,11 +257,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "detect", help="speech segments of WAV files with a streaming audio bundle; writes JSON lines")
     p.add_argument("bundle", help="an audio-stream bundle directory (see edgert import --task audio-stream)")
-    p.add_argument("wav", nargs="+", help="16-bit PCM WAV files at the model's sample rate")
+    p.add_argument(
+        "wav", nargs="+", help="WAV files at the model's sample rate (8/16/24/32-bit PCM or float; channels averaged)"
+    )
     p.add_argument("--variant", default=None, help="model variant in the bundle (default: the bundle's)")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability at which a window counts as speech")
-    p.add_argument("--min-speech-ms", type=float, default=250)
-    p.add_argument("--min-silence-ms", type=float, default=100)
+    p.add_argument("--threshold", type=float, default=0.5, help="probability at which speech starts")
+    p.add_argument(
+        "--end-threshold", type=float, default=None, help="probability below which speech ends (threshold - 0.15)"
+    )
+    p.add_argument("--min-speech-ms", type=float, default=250, help="shorter segments are dropped")
+    p.add_argument("--min-silence-ms", type=float, default=100, help="silence that ends a segment")
+    p.add_argument("--speech-pad-ms", type=float, default=30, help="added to both ends of each segment")
 
     p = _command(sub, "bench", help="measure latency, throughput, cold start, memory and energy; check budgets")
     p.add_argument(

@@ -59,6 +59,30 @@ class Task:
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
 
+    def output_width(self, name: str) -> int | None:
+        """The fixed size of an output's last axis as the graph declares it, or None when it is dynamic."""
+        shape = next((o.shape for o in self.session.get_outputs() if o.name == name), None)
+        last = shape[-1] if shape else None
+        return last if isinstance(last, int) and last > 0 else None
+
+    def _seq_limit(self) -> int | None:
+        """The fixed sequence length of input_ids, where the graph declares one."""
+        shape = next((i.shape for i in self.session.get_inputs() if i.name == "input_ids"), None)
+        last = shape[-1] if shape and len(shape) >= 2 else None
+        return last if isinstance(last, int) and last > 0 else None
+
+    def run_session(self, outputs: list[str], feeds: dict, hint: str = "") -> list:
+        """session.run, with onnxruntime's failure as one TaskError line naming what was fed (and ``hint``)."""
+        try:
+            return self.session.run(outputs, feeds)
+        except Exception as exc:  # onnxruntime's own exception types
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
+            shapes = ", ".join(f"{k} {list(getattr(v, 'shape', ()))}" for k, v in feeds.items())
+            raise TaskError(
+                f"{self.bundle.path}: onnxruntime failed on inputs {shapes} ({first[:300]}){hint}"
+            ) from None
+
     def resource(self, name: str) -> Path:
         """A file of the bundle the pipeline opens (a tokenizer, a config): it must be listed, and it is hashed
         first when the pipeline is verified, whether or not the manifest names it under ``pre.files``."""

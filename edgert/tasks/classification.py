@@ -9,10 +9,10 @@ import numpy as np
 
 from .. import kernels
 from ..bundle import MANIFEST, Bundle, setting
-from ..errors import BundleError
+from ..errors import BundleError, TaskError
 from ..session import SessionConfig
 from .base import Task, positive
-from .text import TextEncoder, check_texts
+from .text import TOKENS_HINT, TextEncoder, check_texts
 
 
 class Prediction(NamedTuple):
@@ -55,6 +55,11 @@ class Classifier(Task):
         #: "probabilities" for a model whose output is already a distribution: softmax is not applied again
         self.output_kind = setting(post, "output_kind", str, "logits", where, choices=("logits", "probabilities"))
         labels = list(setting(post, "labels", list, [], where, items=str))
+        width = self.output_width(self.output)
+        if labels and width is not None and len(labels) != width:
+            raise BundleError(
+                f"{where}: labels has {len(labels)} entries, but the model's {self.output} has {width} classes"
+            )
         if not labels:
             shape = next(o.shape for o in self.session.get_outputs() if o.name == self.output)
             width = shape[-1] if shape and isinstance(shape[-1], int) and shape[-1] > 0 else None
@@ -64,6 +69,11 @@ class Classifier(Task):
         self.labels: list[str] = labels
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        if logits.ndim != 2 or logits.shape[1] != len(self.labels):  # a dynamic output checked at run time
+            raise TaskError(
+                f"{self.bundle.path}: the model gave {list(logits.shape)} scores for {len(self.labels)} labels; "
+                "post.labels in edgert.json does not fit this model"
+            )
         if self.output_kind == "probabilities":
             return np.asarray(logits, dtype=np.float32)
         return probabilities(logits, self.multi_label)
@@ -78,7 +88,7 @@ class TextClassifier(Classifier):
         self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True
     ):
         super().__init__(bundle, variant=variant, config=config, verify=verify)
-        self.encoder = TextEncoder(bundle, self.input_names, self.resource)
+        self.encoder = TextEncoder(bundle, self.input_names, self.resource, self._seq_limit())
 
     def scores(self, texts: Sequence[str] | str, *, batch_size: int = 32) -> np.ndarray:
         """Probabilities, float32 (n, num_labels)."""
@@ -88,7 +98,7 @@ class TextClassifier(Classifier):
             return out
         encodings = self.encoder.encode(texts)
         for idx, feeds in self.encoder.batches(encodings, batch_size):
-            (logits,) = self.session.run([self.output], feeds)
+            (logits,) = self.run_session([self.output], feeds, TOKENS_HINT)
             out[idx] = self.probabilities(logits)
         return out
 

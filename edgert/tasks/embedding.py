@@ -11,7 +11,7 @@ from ..bundle import MANIFEST, Bundle, setting
 from ..errors import BundleError
 from ..session import SessionConfig
 from .base import Task
-from .text import TextEncoder, check_texts
+from .text import TOKENS_HINT, TextEncoder, check_texts
 
 POOLINGS = ("mean", "cls", "none")
 
@@ -32,10 +32,12 @@ class TextEmbedder(Task):
         self.normalize = setting(post, "normalize", bool, False, where)
         if self.output not in self.output_names:
             raise BundleError(f"{bundle.path}: model has no output {self.output!r} (has {self.output_names})")
-        self.dim = setting(post, "dim", int, None, where, minimum=1)
-        self.encoder = TextEncoder(bundle, self.input_names, self.resource)
-        if self.dim is None:
-            self.dim = int(self._run(["probe"]).shape[1])
+        declared = setting(post, "dim", int, None, where, minimum=1)
+        self.encoder = TextEncoder(bundle, self.input_names, self.resource, self._seq_limit())
+        fixed = self.output_width(self.output) if self.pooling != "none" else None
+        self.dim = fixed or int(self._run(["probe"]).shape[1])  # the model says what it gives; the manifest agrees
+        if declared is not None and declared != self.dim:
+            raise BundleError(f"{where}: dim is {declared}, but the model's {self.output} gives {self.dim} values")
 
     def embed(self, texts: Sequence[str] | str, *, batch_size: int = 32) -> np.ndarray:
         texts = check_texts(texts)
@@ -49,7 +51,7 @@ class TextEmbedder(Task):
     def _run(self, texts: list[str], *, batch_size: int = 32, out: np.ndarray | None = None) -> np.ndarray:
         encodings = self.encoder.encode(texts)
         for idx, feeds in self.encoder.batches(encodings, batch_size):
-            (hidden,) = self.session.run([self.output], feeds)
+            (hidden,) = self.run_session([self.output], feeds, TOKENS_HINT)
             if self.pooling == "mean":
                 pooled = kernels.mean_pool(hidden, feeds["attention_mask"])
             elif self.pooling == "cls":

@@ -331,7 +331,7 @@ class ImageClassifier(Classifier):
         batch_size = positive(batch_size)
         for start in range(0, len(items), batch_size):
             chunk = [to_rgb(x, start + i) for i, x in enumerate(items[start : start + batch_size])]
-            (logits,) = self.session.run([self.output], {self.input: self.preprocessor(chunk, self.input_dtype)})
+            (logits,) = self.run_session([self.output], {self.input: self.preprocessor(chunk, self.input_dtype)})
             out[start : start + len(chunk)] = self.probabilities(logits)
         return out
 

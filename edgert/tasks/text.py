@@ -9,20 +9,19 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from .. import kernels
-from ..bundle import MANIFEST, Bundle, setting
+from .. import kernels, safepath
+from ..bundle import MANIFEST, Bundle, read_json, setting
 from ..errors import BundleError, EdgertError, InputError
 from .base import positive
+
+MAX_TEXT_FILE = 1 << 30  # 1 GiB: a corpus to embed or calibrate on; /dev/zero or a FIFO is refused, not read
 
 
 def read_lines(path: str | os.PathLike[str], *, error: type[EdgertError] = EdgertError, hint: str = "") -> list[str]:
     """Every line of a UTF-8 text file, without its line ending; a line that is not UTF-8 refuses the file, named
     with its line number. The one reader of text files (bench --input, check --file, export --calibration)."""
     path = Path(path).expanduser()
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise error(f"{path}: cannot read ({exc.strerror})") from None
+    data = safepath.read_bounded(path, MAX_TEXT_FILE, error=error, what="text file")
     lines = []
     for number, raw in enumerate(data.splitlines(), 1):
         try:
@@ -30,6 +29,22 @@ def read_lines(path: str | os.PathLike[str], *, error: type[EdgertError] = Edger
         except UnicodeDecodeError as exc:
             raise error(f"{path}:{number}: not UTF-8 ({exc.reason} at byte {exc.start}){hint}") from None
     return lines
+
+
+#: said with an onnxruntime failure on text: the usual cause is a max_length past the model's position table
+TOKENS_HINT = "; if the model cannot take that many tokens, lower pre.max_length in edgert.json"
+MAX_TOKENS = 1 << 16  # no text model edgert runs takes more; a larger max_length is a broken manifest
+
+
+def _positions(bundle: Bundle, opener: Callable[[str], Path]) -> int | None:
+    """max_position_embeddings from the bundle's config.json (an exported Hugging Face model), if it lists one."""
+    if "config.json" not in bundle.files:
+        return None
+    try:
+        value = read_json(opener("config.json"), error=BundleError, what="config").get("max_position_embeddings")
+    except (BundleError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def check_texts(texts: Sequence[str] | str) -> list[str]:
@@ -63,18 +78,33 @@ class TextEncoder:
     would cost the work of 128 tokens.
     """
 
-    def __init__(self, bundle: Bundle, input_names: Sequence[str], resource: Callable[[str], Path] | None = None):
+    def __init__(
+        self,
+        bundle: Bundle,
+        input_names: Sequence[str],
+        resource: Callable[[str], Path] | None = None,
+        seq_limit: int | None = None,
+    ):
         pre = bundle.pre
         where = f"{bundle.path / MANIFEST} pre"
         name = setting(pre, "tokenizer", str, "tokenizer.json", where)
+        opener = resource or bundle.file
         try:
-            self.tokenizer = Tokenizer.from_file(str((resource or bundle.file)(name)))
+            self.tokenizer = Tokenizer.from_file(str(opener(name)))
         except BundleError:
             raise
         except Exception as exc:
             raise BundleError(f"{bundle.path / name}: cannot read tokenizer ({exc})") from None
         self.max_length = setting(pre, "max_length", int, 512, where, minimum=2)
         self.pad_id = setting(pre, "pad_id", int, 0, where, minimum=0)
+        vocab = self.tokenizer.get_vocab_size(with_added_tokens=True)
+        if self.pad_id >= vocab:
+            raise BundleError(f"{where}: pad_id {self.pad_id} is not a token id (the vocabulary has {vocab})")
+        limit = min([MAX_TOKENS, *[n for n in (seq_limit, _positions(bundle, opener)) if n]])
+        if self.max_length > limit:
+            raise BundleError(
+                f"{where}: max_length {self.max_length} is more than the model takes ({limit} tokens); lower it"
+            )
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.max_length)
         self.wants_token_types = "token_type_ids" in input_names
