@@ -99,6 +99,24 @@ def card_rows(bundle: Bundle) -> list[tuple[str, str]]:
                 f"{', L2-normalised' if post.get('normalize') else ''}, dim {post.get('dim')}",
             )
         )
+    pre = bundle.pre
+    if pre.get("kind") == "image" or "image_mean" in pre or "do_resize" in pre:
+        rows.extend(_image_rows(pre))
+    if pre.get("kind") == "audio":
+        states = ", ".join(f"{x.get('input')}<-{x.get('output')} {x.get('shape')}" for x in pre.get("states") or [])
+        rows.append(
+            (
+                "audio",
+                f"{pre.get('sample_rate')} Hz, window {pre.get('window')} samples + context {pre.get('context', 0)} "
+                f"into {pre.get('audio_input')}"
+                + (f", rate into {pre['sample_rate_input']}" if pre.get("sample_rate_input") else "")
+                + (f", state {states}" if states else ", no state"),
+            )
+        )
+    if "output_kind" in post:
+        kind = post["output_kind"]
+        how = "used as they are" if kind == "probabilities" else "softmax (or sigmoid) applied by edgert"
+        rows.append(("scores", f"{post.get('output')} holds {kind}: {how}"))
     if "labels" in post:
         labels = post["labels"]
         rows.append(("labels", ", ".join(labels[:8]) + (f" ... ({len(labels)})" if len(labels) > 8 else "")))
@@ -114,6 +132,30 @@ def card_rows(bundle: Bundle) -> list[tuple[str, str]]:
             )
     rows.append(("files", f"{len(bundle.files)} files, sha256 verified"))
     return rows
+
+
+def _image_rows(pre: dict[str, Any]) -> list[tuple[str, str]]:
+    size = pre.get("size")
+    size = (
+        f"shortest edge {size['shortest_edge']}"
+        if isinstance(size, dict) and "shortest_edge" in size
+        else f"{size.get('height')}x{size.get('width')}"
+        if isinstance(size, dict)
+        else str(size)
+    )
+    crop = pre.get("crop_size")
+    from ..kernels.resample import NAMES
+
+    resample = NAMES.get(pre.get("resample", 2), pre.get("resample"))  # Pillow's filter codes
+    steps = [f"resize to {size} ({resample})" if pre.get("do_resize", True) else "no resize"]
+    if pre.get("do_center_crop"):
+        steps.append(f"center crop {crop.get('height')}x{crop.get('width')}" if isinstance(crop, dict) else "crop")
+    if pre.get("do_rescale", True):
+        steps.append(f"x {pre.get('rescale_factor', 1 / 255):.6g}")
+    if pre.get("do_normalize"):
+        steps.append(f"- mean {pre.get('image_mean')} / std {pre.get('image_std')}")
+    order = f"{pre.get('channel_order', 'RGB')}, {pre.get('layout', 'NCHW')}"
+    return [("image", ", ".join(steps) + f"; {order}")]
 
 
 def print_rows(rows: list[tuple[str, str]]) -> None:

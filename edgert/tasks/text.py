@@ -34,6 +34,9 @@ def read_lines(path: str | os.PathLike[str], *, error: type[EdgertError] = Edger
 #: said with an onnxruntime failure on text: the usual cause is a max_length past the model's position table
 TOKENS_HINT = "; if the model cannot take that many tokens, lower pre.max_length in edgert.json"
 MAX_TOKENS = 1 << 16  # no text model edgert runs takes more; a larger max_length is a broken manifest
+CHARS_PER_TOKEN = 16  # a text is cut at 16 characters per token of max_length before tokenizing (then checked)
+CUT_MARGIN = 256  # characters between the last token kept and the cut: no word in a vocabulary is that long
+MAX_CHARS = 1 << 21  # at most 2 Mi characters of one text are ever tokenized
 
 
 def _positions(bundle: Bundle, opener: Callable[[str], Path]) -> int | None:
@@ -110,13 +113,32 @@ class TextEncoder:
         self.wants_token_types = "token_type_ids" in input_names
 
     def encode(self, texts: list[str]) -> list[Encoding]:
+        """Token ids of each text, truncated at max_length. A text longer than ``CHARS_PER_TOKEN * max_length``
+        characters is cut before tokenizing, so any text costs memory in proportion to max_length (a 50 MB line
+        took 6.8 GB): the cut is kept only where the tokens it keeps end at least ``CUT_MARGIN`` characters
+        before it, so they are the tokens of the whole text; elsewhere (long runs of characters that make no
+        tokens) the cut doubles, up to ``MAX_CHARS``."""
+        window = CHARS_PER_TOKEN * self.max_length
         try:
-            if len(texts) == 1:
-                return [self.tokenizer.encode(texts[0])]
-            return self.tokenizer.encode_batch(texts)
+            if all(len(t) <= window for t in texts):
+                if len(texts) == 1:
+                    return [self.tokenizer.encode(texts[0])]
+                return self.tokenizer.encode_batch(texts)
+            return [self._encode_long(t, window) if len(t) > window else self.tokenizer.encode(t) for t in texts]
         except Exception:
             _check_unicode(texts)  # the tokenizer's own message does not say which text or why
             raise
+
+    def _encode_long(self, text: str, window: int) -> Encoding:
+        while True:
+            cut = min(window, MAX_CHARS)
+            enc = self.tokenizer.encode(text[:cut])
+            if cut >= len(text) or cut == MAX_CHARS:
+                return enc
+            kept = [end for (_, end), special in zip(enc.offsets, enc.special_tokens_mask) if not special]
+            if len(enc.ids) >= self.max_length and kept and kept[-1] <= cut - CUT_MARGIN:
+                return enc
+            window *= 2
 
     def batches(
         self, encodings: list[Encoding], batch_size: int
