@@ -72,8 +72,8 @@ needs_export = pytest.mark.skipif(
 )
 
 
-#: Set by the aarch64 lane: each model run costs 20-50x more under qemu, so the heaviest tests are cut there.
-EMULATED = os.environ.get("EDGERT_EMULATED") == "1"
+from .helpers import EMULATED  # noqa: E402
+
 skip_emulated = pytest.mark.skipif(
     EMULATED, reason="hundreds of model runs: too slow under qemu; the same code is run on x86_64 in CI"
 )

@@ -15,53 +15,9 @@ from edgert.errors import InputError
 from edgert.importer import ImportOptions, ModelImportError, import_model
 from edgert.tasks.audio import read_wav
 
+from .helpers import CONTEXT, EMULATED, RATE, VAD_OPTIONS, WINDOW, vad_model
+
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-RATE, WINDOW, CONTEXT = 16000, 512, 64
-
-
-def vad_model(path, *, window=WINDOW + CONTEXT):
-    """state' = 0.5 state + mean|x| ; p = sigmoid(40 (mean(state') - 0.08)) ; sr enters as 0 * sr."""
-    c = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.float32), name)  # noqa: E731
-    nodes = [
-        helper.make_node("Abs", ["input"], ["a"]),
-        helper.make_node("ReduceMean", ["a", "axes1"], ["energy"], keepdims=1),  # (1, 1)
-        helper.make_node("Mul", ["state", "half"], ["decayed"]),
-        helper.make_node("Add", ["decayed", "energy"], ["stateN"]),  # (1, 4)
-        helper.make_node("ReduceMean", ["stateN", "axes1"], ["level"], keepdims=1),
-        helper.make_node("Sub", ["level", "bias"], ["centred"]),
-        helper.make_node("Mul", ["centred", "gain"], ["z"]),
-        helper.make_node("Cast", ["sr"], ["srf"], to=TensorProto.FLOAT),
-        helper.make_node("Mul", ["srf", "zero"], ["nothing"]),
-        helper.make_node("Add", ["z", "nothing"], ["z2"]),
-        helper.make_node("Sigmoid", ["z2"], ["output"]),
-    ]
-    inits = [
-        numpy_helper.from_array(np.array([1], dtype=np.int64), "axes1"),
-        c("half", 0.5),
-        c("bias", 0.08),
-        c("gain", 40.0),
-        c("zero", 0.0),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "vad",
-        [
-            helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, window]),
-            helper.make_tensor_value_info("state", TensorProto.FLOAT, [1, 4]),
-            helper.make_tensor_value_info("sr", TensorProto.INT64, []),
-        ],
-        [
-            helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1]),
-            helper.make_tensor_value_info("stateN", TensorProto.FLOAT, [1, 4]),
-        ],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
 
 
 def reference(samples: np.ndarray) -> np.ndarray:
@@ -84,20 +40,6 @@ def speech_like(seconds=2.0, seed=0) -> np.ndarray:
     x = rng.normal(0, 0.002, int(seconds * RATE)).astype(np.float32)
     x[int(0.5 * RATE) : int(1.2 * RATE)] += rng.normal(0, 0.3, int(0.7 * RATE)).astype(np.float32)
     return np.clip(x, -1, 1)
-
-
-#: The flags that say how vad_model streams (the same as Silero VAD's, whose real model imports with them).
-VAD_OPTIONS = ImportOptions(
-    task="audio-stream",
-    sample_rate=RATE,
-    window=WINDOW,
-    context=CONTEXT,
-    audio_input="input",
-    sample_rate_input="sr",
-    states=(("state", "stateN"),),
-    output="output",
-    output_kind="probabilities",
-)
 
 
 @pytest.fixture
@@ -223,7 +165,7 @@ def test_cli_detect_and_the_streaming_example(tmp_path, vad):
     assert "real-time factor" in example.stdout
 
 
-@pytest.mark.skipif(__import__("os").environ.get("EDGERT_EMULATED") == "1", reason="too slow under qemu")
+@pytest.mark.skipif(EMULATED, reason="too slow under qemu")
 def test_bench_reports_the_real_time_factor(tmp_path, vad):
     import json
     import sys

@@ -9,7 +9,7 @@ import pytest
 from edgert import device
 from edgert.bench import energy
 
-from .test_energy import PMIC_OUTPUT
+from .helpers import PMIC_OUTPUT
 
 DEVICES = Path(__file__).parent / "data" / "devices"
 

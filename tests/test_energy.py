@@ -8,21 +8,7 @@ import pytest
 
 from edgert.bench import energy
 
-# Recorded on a Raspberry Pi 5 (firmware 2024-09), trimmed to a few rails; the format is what matters.
-PMIC_OUTPUT = """\
-     3V7_WL_SW_A current(0)=0.09026400A
-   3V3_SYS_A current(1)=0.06196200A
-   1V8_SYS_A current(2)=0.17641000A
-   DDR_VDD2_A current(4)=0.02440200A
-   VDD_CORE_A current(7)=0.90500000A
-   3V7_WL_SW_V volt(8)=3.71232000V
-   3V3_SYS_V volt(9)=3.31257600V
-   1V8_SYS_V volt(10)=1.80153600V
-   DDR_VDD2_V volt(12)=1.11196800V
-   VDD_CORE_V volt(15)=0.85000000V
-   EXT5V_V volt(24)=5.14520000V
-   BATT_V volt(25)=0.00000000V
-"""
+from .helpers import PMIC_OUTPUT
 
 
 def _write(root: Path, files: dict[str, str]) -> None:

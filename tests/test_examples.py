@@ -14,9 +14,9 @@ import pytest
 import edgert
 
 from .conftest import REPO
+from .helpers import EMULATED
 
 EXAMPLES = REPO / "examples"
-EMULATED = os.environ.get("EDGERT_EMULATED") == "1"
 
 
 def _run(args: list[str], env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:

@@ -18,6 +18,8 @@ import pytest
 
 from edgert import kernels
 
+from .helpers import EMULATED
+
 FUZZ = Path(__file__).with_name("fuzz_kernels.py")
 COMPILED = "cython" in kernels.implementations()
 needs_compiled = pytest.mark.skipif(
@@ -85,7 +87,7 @@ def test_reference_kernel_refuses_the_same_misuse(case):
 def test_fuzz_compiled_against_numpy():
     """Every kernel, compiled against the reference, on every input class; 60 examples per property here,
     benchmarks/fuzz_campaign.py runs thousands."""
-    examples = 25 if os.environ.get("EDGERT_EMULATED") == "1" else 60
+    examples = 25 if EMULATED else 60
     proc = _run([str(FUZZ), "--examples", str(examples), "--seed", "1"])
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     summary = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -18,47 +18,10 @@ import edgert
 from edgert.bundle import Bundle
 from edgert.importer import ImportOptions, ModelImportError, import_model
 
+from .helpers import LABELS, W, classifier
+
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-W = np.array([[1.0, -1.0, 0.5, 0.0], [0.0, 2.0, -0.5, 1.0], [-1.0, 0.0, 1.0, 0.5]], dtype=np.float32) / 50
-LABELS = ["north", "east", "south", "west"]
-
-
-def classifier(path, *, layout="NCHW", size=(8, 8), probabilities=False, channels=3, dtype=TensorProto.FLOAT,
-               labels=None):  # fmt: skip
-    h, w = size
-    shape = ["n", channels, h, w] if layout == "NCHW" else ["n", h, w, channels]
-    axes = [2, 3] if layout == "NCHW" else [1, 2]
-    nodes = []
-    x = "x"
-    if dtype != TensorProto.FLOAT:
-        nodes.append(helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT))
-        x = "xf"
-    nodes += [
-        helper.make_node("ReduceMean", [x, "axes"], ["m"], keepdims=0),
-        helper.make_node("MatMul", ["m", "W"], ["logits"]),
-    ]
-    out = "logits"
-    if probabilities:
-        nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], axis=-1))
-        out = "probs"
-    graph = helper.make_graph(
-        nodes,
-        "tiny",
-        [helper.make_tensor_value_info("x", dtype, shape)],
-        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["n", 4])],
-        [
-            numpy_helper.from_array(np.array(axes, dtype=np.int64), "axes"),
-            numpy_helper.from_array(np.vstack([W, np.zeros((1, 4), np.float32)])[:channels], "W"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    if labels is not None:
-        helper.set_model_props(model, {"labels": json.dumps(labels)})
-    onnx.save(model, str(path))
-    return path
+from onnx import TensorProto, helper  # noqa: E402
 
 
 def _softmax(x):

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("onnx")  # edgert.export imports it
 from edgert.bundle import FORMAT, MANIFEST  # noqa: E402
 from edgert.errors import ExportError  # noqa: E402
 from edgert.export import place  # noqa: E402

@@ -30,7 +30,7 @@ def test_exported_bundles_validate(validator, request, name):
 def test_imported_bundle_validates(validator, tmp_path):
     from edgert.importer import ImportOptions, import_model
 
-    from .test_import import LABELS, classifier
+    from .helpers import LABELS, classifier
 
     model = classifier(tmp_path / "m.onnx", layout="NHWC", labels=LABELS)
     options = ImportOptions(task="image-classification", labels="metadata", channel_order="BGR")
@@ -63,7 +63,7 @@ def test_schema_refuses_what_the_runtime_refuses(validator, minilm_bundle, chang
 def test_imported_audio_bundle_validates(validator, tmp_path):
     from edgert.importer import import_model
 
-    from .test_audio import VAD_OPTIONS, vad_model
+    from .helpers import VAD_OPTIONS, vad_model
 
     bundle = import_model(vad_model(tmp_path / "vad.onnx"), tmp_path / "b", VAD_OPTIONS)
     errors = [e.message for e in validator.iter_errors(json.loads((bundle.path / MANIFEST).read_text()))]
