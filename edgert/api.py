@@ -10,16 +10,7 @@ from .bundle import Bundle
 from .catalog import CATALOG, resolve_bundle
 from .errors import BundleError, TaskError
 from .session import SessionConfig
-from .tasks import AudioStream, ImageClassifier, RawModel, Task, TextClassifier, TextEmbedder
-
-PIPELINES: dict[str, type[Task]] = {
-    "sentence-embedding": TextEmbedder,
-    "feature-extraction": TextEmbedder,
-    "text-classification": TextClassifier,
-    "image-classification": ImageClassifier,
-    "audio-stream": AudioStream,
-    "raw": RawModel,
-}
+from .tasks import RawModel, Task, registry
 
 
 def load(
@@ -56,12 +47,10 @@ def load(
             p = resolve_bundle(os.fspath(path))  # built on first use, as the CLI does
         bundle = Bundle.open(p)
     name = task or bundle.task
-    pipeline = PIPELINES.get(name)
-    if pipeline is None:
-        raise TaskError(
-            f"{p}: edgert has no {name!r} pipeline yet (it runs {', '.join(PIPELINES)}); "
-            "load(path, task='raw') gives the bare session"
-        )
+    try:
+        pipeline = registry.pipeline(name)
+    except TaskError as exc:
+        raise TaskError(f"{p}: {exc}; load(path, task='raw') gives the bare session") from None
     # the pipeline verifies every byte onnxruntime and the tokenizer read (see Task), and keeps an unverified
     # model out of the optimised-graph cache that verified loads trust
     return pipeline(bundle, variant=variant, config=config, verify=verify)

@@ -1,4 +1,9 @@
-"""One hierarchy of errors. The CLI prints ``EdgertError`` as one line on stderr and exits 2."""
+"""One hierarchy of errors, every class edgert defines. The CLI prints ``EdgertError`` as one line on stderr and
+exits 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 
 class EdgertError(Exception):
@@ -28,6 +33,49 @@ class InputError(EdgertError, ValueError):
 
 class TaskError(EdgertError):
     """A call that does not fit the bundle's task."""
+
+
+class OptionError(EdgertError, ValueError):
+    """An option with a value it cannot take. ``option`` is the field's name (``window``); the CLI shows it as
+    its flag (``--window``), the library as the name."""
+
+    def __init__(self, option: str, message: str):
+        self.option = option
+        self.message = message
+        super().__init__(f"{option}: {message}")
+
+
+class ModelImportError(EdgertError):
+    """A model and options that cannot make a bundle; the message names the contradiction."""
+
+
+class ImportOptionError(OptionError, ModelImportError):
+    """An import option that cannot take its value, or that the model contradicts: both kinds at once, so callers
+    may catch either."""
+
+
+class ExportOptionError(OptionError, ExportError):
+    """An export option that cannot take its value."""
+
+
+class BudgetError(EdgertError):
+    """A budget that does not parse; the message points at the bad token."""
+
+
+class BudgetMissError(ExportError):
+    """No quantization recipe met the accuracy budget; the bundle was written with fp32 as its default model."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = path
+
+
+class MeterUnavailable(Exception):
+    """Why an energy meter cannot be used here, in words a person can act on (bench falls back, never fails)."""
+
+
+class Malformed(Exception):
+    """Bytes that are not a well-formed protocol-buffer message (callers turn it into a BundleError)."""
 
 
 def require(module: str, extra: str):

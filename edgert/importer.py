@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import ast
 import json
-import math
 import platform
 import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,117 +23,16 @@ from . import safepath
 from ._version import __version__
 from .bundle import Bundle, write_manifest
 from .device import versions
-from .errors import EdgertError
+from .errors import ImportOptionError, ModelImportError
 from .external_data import needed_bytes, references
 from .graph_facts import final_activation
+from .import_options import MAX_AUDIO_CALL, ImportOptions
 from .kernels import resample as _resample
 from .session import ORT_DTYPES, SessionConfig, create_session
+from .tasks import registry
 
-TASKS = ("image-classification", "text-classification", "sentence-embedding", "audio-stream", "raw")
 LABEL_KEYS = ("labels", "classes", "class_names", "names", "character", "id2label")
 MAX_TEXT_FILE = 256 << 20  # a tokenizer.json or a labels file: a few MB in practice
-MAX_MAX_LENGTH = 1 << 16
-MAX_AUDIO_RATE = 384_000
-MAX_AUDIO_CALL = 1 << 22  # samples per call (window + context): 4 Mi, minutes of audio at 16 kHz
-
-
-class ModelImportError(EdgertError):
-    """A model and flags that cannot make a bundle; the message names the contradiction."""
-
-
-#: the options each task reads; one given to a task that does not read it is refused, never silently dropped
-USES = {
-    "image-classification": {
-        "labels", "output", "output_kind", "size", "shortest_edge", "crop", "resample", "scale", "mean", "std",
-        "channel_order", "layout",
-    },
-    "text-classification": {"labels", "output", "output_kind", "tokenizer", "max_length"},
-    "sentence-embedding": {"output", "tokenizer", "pooling", "normalize", "max_length"},
-    "audio-stream": {
-        "output", "output_kind", "sample_rate", "window", "context", "audio_input", "sample_rate_input", "states",
-    },
-    "raw": set(),
-}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    """How a ready ONNX file is read. ``None`` (or ``()``) means "not given": the importer then reads the value
-    from the model, or uses the default named in the comment. Options the task does not read must stay unset."""
-
-    task: str
-    labels: str | None = None  # a file (one label per line), or "metadata" / "metadata:KEY"
-    output: str | None = None  # the output to read (default: the first)
-    output_kind: str | None = None  # logits or probabilities; default: probabilities if the graph ends in Softmax
-    # images
-    size: tuple[int, int] | None = None  # resize to (height, width); default: the model's fixed size
-    shortest_edge: int | None = None  # or resize the shortest edge to this, keeping the aspect ratio
-    crop: tuple[int, int] | None = None  # then center-crop to (height, width)
-    resample: str | None = None  # default bilinear
-    scale: float | None = None  # pixel values times this (1: keep 0 to 255); default 1/255
-    mean: tuple[float, ...] | None = None  # subtracted after scaling, in the model's channel order; default 0
-    std: tuple[float, ...] | None = None  # default 1
-    channel_order: str | None = None  # RGB (default) or BGR
-    layout: str | None = None  # NCHW or NHWC; default: read from the model's input shape
-    # streaming audio
-    sample_rate: int | None = None
-    window: int | None = None  # new samples per call; default: the input's fixed length minus the context
-    context: int | None = None  # samples of the previous window repeated first; default: read from the input
-    audio_input: str | None = None  # default: the model's first input
-    sample_rate_input: str | None = None  # a scalar input fed the sample rate
-    states: tuple[tuple[str, str], ...] = ()  # (input, output) pairs carried from call to call
-    # texts
-    tokenizer: str | None = None
-    pooling: str | None = None  # mean (default), cls or none
-    normalize: bool | None = None  # default False
-    max_length: int | None = None  # default 512
-
-    def __post_init__(self) -> None:
-        o = self
-        finite = lambda xs: xs is None or (len(xs) in (1, 3) and all(map(math.isfinite, xs)))  # noqa: E731
-        between = lambda v, lo, hi: v is None or lo <= v <= hi  # noqa: E731
-        resamples = ", ".join(_resample.NAMES.values())
-        checks = [
-            (o.task in TASKS, f"--task must be one of {', '.join(TASKS)}, got {o.task!r}"),
-            (o.output_kind in (None, "logits", "probabilities"), "--output-kind is logits or probabilities"),
-            (o.resample in (None, *_resample.NAMES.values()), f"--resample is one of {resamples}"),
-            (o.scale is None or (math.isfinite(o.scale) and o.scale > 0), f"--scale must be > 0, got {o.scale}"),
-            (finite(o.mean), "--mean takes one finite number or three"),
-            (finite(o.std), "--std takes one finite number or three"),
-            (o.std is None or all(s != 0 for s in o.std), "--std cannot hold a zero"),
-            (o.channel_order in (None, "RGB", "BGR"), "--channel-order is RGB or BGR"),
-            (o.layout in (None, "NCHW", "NHWC"), "--layout is NCHW or NHWC"),
-            (o.pooling in (None, "mean", "cls", "none"), "--pooling is mean, cls or none"),
-            (between(o.max_length, 2, MAX_MAX_LENGTH), f"--max-length must be 2 to {MAX_MAX_LENGTH}"),
-            (not (o.size and o.shortest_edge), "--size and --shortest-edge exclude each other"),
-            (between(o.sample_rate, 1, MAX_AUDIO_RATE), f"--sample-rate must be 1 to {MAX_AUDIO_RATE}"),
-            (between(o.window, 1, MAX_AUDIO_CALL), f"--window must be 1 to {MAX_AUDIO_CALL}"),
-            (between(o.context, 0, MAX_AUDIO_CALL), f"--context must be 0 to {MAX_AUDIO_CALL}"),
-            (between(o.shortest_edge, 1, 16384), "--shortest-edge must be 1 to 16384"),
-        ]  # fmt: skip
-        for value, flag in ((o.size, "--size"), (o.crop, "--crop")):
-            checks.append((value is None or all(1 <= d <= 16384 for d in value), f"{flag} sides must be 1 to 16384"))
-        for ok, message in checks:
-            if not ok:
-                raise ModelImportError(message)
-        unused = sorted(f for f in self.given() if f != "task" and f not in USES[o.task])
-        if unused:
-            flags = ", ".join("--" + f.replace("_", "-").replace("states", "state") for f in unused)
-            raise ModelImportError(f"--task {o.task} does not use {flags}; leave them out")
-        if o.crop and o.size and (o.crop[0] > o.size[0] or o.crop[1] > o.size[1]):
-            raise ModelImportError(
-                f"--crop {o.crop[0]}x{o.crop[1]} is larger than --size {o.size[0]}x{o.size[1]}: it would pad the "
-                "image with black"
-            )
-        if o.crop and o.shortest_edge and max(o.crop) > o.shortest_edge:
-            raise ModelImportError(
-                f"--crop {o.crop[0]}x{o.crop[1]} is larger than --shortest-edge {o.shortest_edge}: it would pad the "
-                "image with black"
-            )
-
-    def given(self) -> dict[str, Any]:
-        """The options that were set (the task too), as provenance records them."""
-        return {k: v for k, v in asdict(self).items() if v is not None and v != () and v != []}
 
 
 def _label_list(value: Any, where: str) -> list[str]:
@@ -151,15 +49,19 @@ def _label_list(value: Any, where: str) -> list[str]:
                 f"{where}: label keys must be class indices 0..n-1, got {sorted(value)[:5]}"
             ) from None
         if keys != list(range(len(value))):
-            raise ModelImportError(f"{where}: label keys must be exactly 0..{len(value) - 1}, got {keys[:8]}")
+            raise ImportOptionError(
+                "labels", f"{where}: label keys must be exactly 0..{len(value) - 1}, got {keys[:8]}"
+            )
         value = [value[k] for k in sorted(value, key=int)]
     if not isinstance(value, list) or not value:
-        raise ModelImportError(f"{where}: labels must be a non-empty list, an index map or text, got {value!r:.60}")
+        raise ImportOptionError(
+            "labels", f"{where}: labels must be a non-empty list, an index map or text, got {value!r:.60}"
+        )
     if not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in value):
-        raise ModelImportError(f"{where}: every label must be a string, got {value!r:.60}")
+        raise ImportOptionError("labels", f"{where}: every label must be a string, got {value!r:.60}")
     labels = [str(x).strip() for x in value]
     if not all(labels):
-        raise ModelImportError(f"{where}: a label is empty")
+        raise ImportOptionError("labels", f"{where}: a label is empty")
     return labels
 
 
@@ -168,8 +70,8 @@ def _labels(spec: str, session) -> list[str]:
         meta = dict(session.get_modelmeta().custom_metadata_map)
         keys = [spec.split(":", 1)[1]] if ":" in spec else [k for k in LABEL_KEYS if k in meta]
         if not keys or keys[0] not in meta:
-            raise ModelImportError(
-                f"--labels {spec}: the model's metadata has no {keys or list(LABEL_KEYS)} (has {sorted(meta)})"
+            raise ImportOptionError(
+                "labels", f"{spec}: the model's metadata has no {keys or list(LABEL_KEYS)} (has {sorted(meta)})"
             )
         raw = meta[keys[0]]
         try:
@@ -181,13 +83,13 @@ def _labels(spec: str, session) -> list[str]:
                 value = raw
         if isinstance(value, (int, float)):
             value = raw
-        return _label_list(value, f"--labels {spec}")
+        return _label_list(value, spec)
     path = Path(spec).expanduser()
     try:
-        text = safepath.read_bounded(path, MAX_TEXT_FILE, error=ModelImportError, what="--labels").decode("utf-8")
+        text = safepath.read_bounded(path, MAX_TEXT_FILE, error=ModelImportError, what="labels").decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ModelImportError(f"--labels {spec}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    return _label_list([line.strip() for line in text.splitlines() if line.strip()], f"--labels {spec}")
+        raise ImportOptionError("labels", f"{spec}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    return _label_list([line.strip() for line in text.splitlines() if line.strip()], spec)
 
 
 def _image_pre(o: ImportOptions, shape: list, dtype: str, where: str) -> tuple[dict[str, Any], str]:
@@ -195,7 +97,7 @@ def _image_pre(o: ImportOptions, shape: list, dtype: str, where: str) -> tuple[d
         raise ModelImportError(f"{where}: an image model takes (N, C, H, W) or (N, H, W, C); its input is {shape}")
     layout = o.layout or ("NCHW" if shape[1] == 3 else "NHWC" if shape[3] == 3 else None)
     if layout is None:
-        raise ModelImportError(f"{where}: cannot tell NCHW from NHWC in {shape}; pass --layout")
+        raise ModelImportError(f"{where}: cannot tell NCHW from NHWC in {shape}; set layout")
     channels, (h, w) = (shape[1], shape[2:]) if layout == "NCHW" else (shape[3], shape[1:3])
     if isinstance(channels, int) and channels != 3:
         raise ModelImportError(f"{where}: a {layout} input of {shape} has {channels} channels; edgert feeds 3")
@@ -203,9 +105,7 @@ def _image_pre(o: ImportOptions, shape: list, dtype: str, where: str) -> tuple[d
     size = o.size or (fixed if not (o.crop or o.shortest_edge) else None)
     final = o.crop or size
     if final is None:
-        raise ModelImportError(
-            f"{where}: the input {shape} has no fixed size; pass --size HxW (or --shortest-edge N and --crop HxW)"
-        )
+        raise ModelImportError(f"{where}: the input {shape} has no fixed size; set size (or shortest_edge and crop)")
     if fixed and tuple(final) != tuple(fixed):
         raise ModelImportError(
             f"{where}: preprocessing would make {final[0]}x{final[1]} but the input is fixed at {h}x{w}"
@@ -213,7 +113,7 @@ def _image_pre(o: ImportOptions, shape: list, dtype: str, where: str) -> tuple[d
     if dtype not in ("tensor(float)", "tensor(float16)", "tensor(uint8)"):
         raise ModelImportError(f"{where}: image input type {dtype} is not float32, float16 or uint8")
     if dtype == "tensor(uint8)" and (o.scale != 1 or any(o.mean) or any(s != 1 for s in o.std)):
-        raise ModelImportError(f"{where}: a uint8 input takes pixels as they are: --scale 1, no --mean or --std")
+        raise ImportOptionError("scale", f"{where}: a uint8 input takes pixels as they are: scale 1, no mean or std")
     pre: dict[str, Any] = {
         "kind": "image",
         "do_resize": bool(o.shortest_edge or size),
@@ -237,11 +137,11 @@ def _image_pre(o: ImportOptions, shape: list, dtype: str, where: str) -> tuple[d
 
 def _audio_pre(o: ImportOptions, inputs, outputs, where: str) -> dict[str, Any]:
     if not o.sample_rate:
-        raise ModelImportError("--task audio-stream needs --sample-rate")
+        raise ImportOptionError("sample_rate", "is needed by task audio-stream")
     by_name = {i.name: i for i in inputs}
     audio = o.audio_input or inputs[0].name
     if audio not in by_name:
-        raise ModelImportError(f"--audio-input {audio}: the model's inputs are {list(by_name)}")
+        raise ImportOptionError("audio_input", f"{audio}: the model's inputs are {list(by_name)}")
     length = by_name[audio].shape[-1] if by_name[audio].shape else None
     length = length if isinstance(length, int) and length > 0 else None
     window, context = o.window, o.context
@@ -251,35 +151,38 @@ def _audio_pre(o: ImportOptions, inputs, outputs, where: str) -> dict[str, Any]:
         elif context is None and window is not None:
             context = length - window
         if window is None or context is None or window < 1 or context < 0 or window + context != length:
-            raise ModelImportError(
-                f"{where}: input {audio} takes {length} samples per call; pass --window (and --context) that add up "
-                f"to it (got --window {o.window}, --context {o.context})"
+            raise ImportOptionError(
+                "window",
+                f"{where}: input {audio} takes {length} samples per call; window and context must add up to it "
+                f"(got window {o.window}, context {o.context})",
             )
     else:
         if window is None:
-            raise ModelImportError(f"{where}: input {audio} has no fixed length; pass --window")
+            raise ImportOptionError("window", f"is needed: {where} input {audio} has no fixed length")
         if context is None:
             if o.states:  # a stateful model usually repeats the end of the last window: never guess it
-                raise ModelImportError(
-                    f"{where}: a stateful model whose input {audio} has no fixed length needs --context (the samples "
-                    "of the previous window it repeats; Silero VAD: 64 at 16 kHz; 0 if none)"
+                raise ImportOptionError(
+                    "context",
+                    f"is needed: {where} is a stateful model whose input {audio} has no fixed length (the samples "
+                    "of the previous window it repeats; Silero VAD: 64 at 16 kHz; 0 if none)",
                 )
             context = 0
     if window + context > MAX_AUDIO_CALL:
-        raise ModelImportError(f"--window + --context is {window + context} samples, more than {MAX_AUDIO_CALL}")
+        raise ImportOptionError("window", f"window + context is {window + context} samples, more than {MAX_AUDIO_CALL}")
     states = []
     for inp, out in o.states:
         if inp not in by_name or out not in [x.name for x in outputs]:
-            raise ModelImportError(
-                f"--state {inp}:{out}: the model's inputs are {list(by_name)}, its outputs {[x.name for x in outputs]}"
+            raise ImportOptionError(
+                "states",
+                f"{inp}:{out}: the model's inputs are {list(by_name)}, its outputs {[x.name for x in outputs]}",
             )
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in by_name[inp].shape]  # a dynamic batch: 1
         states.append({"input": inp, "output": out, "shape": shape})
     fed = {audio, *(s["input"] for s in states), *([o.sample_rate_input] if o.sample_rate_input else [])}
     if set(by_name) - fed:
         raise ModelImportError(
-            f"{where}: inputs {sorted(set(by_name) - fed)} would get nothing; name them with --state IN:OUT or "
-            "--sample-rate-input"
+            f"{where}: inputs {sorted(set(by_name) - fed)} would get nothing; name them in states (IN:OUT) or "
+            "sample_rate_input"
         )
     return {
         "kind": "audio",
@@ -299,13 +202,14 @@ def _output_kind(o: ImportOptions, model: Path, output: str) -> str:
     if activation == "log-softmax":
         raise ModelImportError(
             f"{model.name}: output {output} comes out of LogSoftmax (log-probabilities); edgert's classifiers take "
-            "logits or probabilities: export the model without it, or import it with --task raw"
+            "logits or probabilities: export the model without it, or import it as task raw"
         )
     inferred = "probabilities" if activation else None
     if o.output_kind == "logits" and inferred:
-        raise ModelImportError(
-            f"{model.name}: output {output} comes out of {activation.capitalize()}, so it holds probabilities, "
-            "not logits; leave --output-kind out (or pass probabilities)"
+        raise ImportOptionError(
+            "output_kind",
+            f"logits contradicts the graph: {model.name} output {output} comes out of {activation.capitalize()}, so "
+            "it holds probabilities; leave it out (or set probabilities)",
         )
     return o.output_kind or inferred or "logits"
 
@@ -355,16 +259,17 @@ def _spec(xs) -> list[dict[str, Any]]:
     ]
 
 
+#: the value an unset option takes when the task reads it and the model does not say
+DEFAULTS: dict[str, Any] = {
+    "resample": "bilinear", "scale": 1 / 255, "mean": (0.0,), "std": (1.0,), "channel_order": "RGB",
+    "max_length": 512, "pooling": "mean", "normalize": False,
+}  # fmt: skip
+
+
 def _resolved(o: ImportOptions) -> ImportOptions:
     """The options with the defaults of the task's own unset fields filled in."""
-    defaults: dict[str, Any] = {}
-    if o.task == "image-classification":
-        defaults = {"resample": "bilinear", "scale": 1 / 255, "mean": (0.0,), "std": (1.0,), "channel_order": "RGB"}
-    elif o.task in ("text-classification", "sentence-embedding"):
-        defaults = {"max_length": 512}
-        if o.task == "sentence-embedding":
-            defaults.update(pooling="mean", normalize=False)
-    return replace(o, **{k: v for k, v in defaults.items() if getattr(o, k) is None})
+    uses = registry.pipeline(o.task).import_options
+    return replace(o, **{k: v for k, v in DEFAULTS.items() if k in uses and getattr(o, k) is None})
 
 
 def import_model(
@@ -389,12 +294,13 @@ def import_model(
         raise ModelImportError(f"{out}: holds the model being imported; choose another output directory")
     place.recover(out)
     place.check_output(out, None, force, discard_unlisted=discard_unlisted)
+    pipeline = registry.pipeline(o.task)
     tokenizer = None
-    if o.task in ("text-classification", "sentence-embedding"):
+    if pipeline.input_kind == "text":
         if not o.tokenizer:
-            raise ModelImportError(f"--task {o.task} needs --tokenizer tokenizer.json")
+            raise ImportOptionError("tokenizer", f"is needed by task {o.task} (its tokenizer.json)")
         tokenizer = Path(o.tokenizer).expanduser()
-        safepath.regular_file(tokenizer, error=ModelImportError, what="--tokenizer", max_bytes=MAX_TEXT_FILE)
+        safepath.regular_file(tokenizer, error=ModelImportError, what="tokenizer", max_bytes=MAX_TEXT_FILE)
     tmp = place.work_dir(out)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -405,13 +311,13 @@ def import_model(
         inputs, outputs = session.get_inputs(), session.get_outputs()
         output = o.output or outputs[0].name
         if output not in [x.name for x in outputs]:
-            raise ModelImportError(f"--output {output}: the model's outputs are {[x.name for x in outputs]}")
+            raise ImportOptionError("output", f"{output}: the model's outputs are {[x.name for x in outputs]}")
         where = f"{model.name}"
         pre: dict[str, Any] = {}
         post: dict[str, Any] = {"output": output}
-        if o.task == "image-classification":
+        if pipeline.input_kind == "image":
             pre, _ = _image_pre(o, list(inputs[0].shape), inputs[0].type, f"{where} input {inputs[0].name}")
-        elif o.task == "audio-stream":
+        elif pipeline.input_kind == "audio":
             pre = _audio_pre(o, inputs, outputs, where)
             post["output_kind"] = _output_kind(o, local, output)
         elif tokenizer is not None:
@@ -425,22 +331,21 @@ def import_model(
                 "files": ["tokenizer.json"],
                 "max_length": o.max_length,
             }
-            if o.task == "sentence-embedding":
-                post.update(pooling=o.pooling, normalize=o.normalize)
-        if o.task in ("image-classification", "text-classification"):
+            post.update({k: getattr(o, k) for k in ("pooling", "normalize") if k in pipeline.import_options})
+        if pipeline.labelled:
             width = next(x.shape for x in outputs if x.name == output)
             width = width[-1] if width and isinstance(width[-1], int) and width[-1] > 0 else None
             labels = _labels(o.labels, session) if o.labels else None
             if labels and width and len(labels) != width:
-                raise ModelImportError(
-                    f"--labels gives {len(labels)} labels but the output {output} has {width} classes"
+                raise ImportOptionError(
+                    "labels", f"gives {len(labels)} labels but the output {output} has {width} classes"
                 )
             if labels:
                 post["labels"] = labels
             post["output_kind"] = _output_kind(o, local, output)
         if tokenizer is not None:
             safepath.copy_bounded(
-                tokenizer, tmp / "tokenizer.json", tokenizer.stat().st_size, error=ModelImportError, what="--tokenizer"
+                tokenizer, tmp / "tokenizer.json", tokenizer.stat().st_size, error=ModelImportError, what="tokenizer"
             )
         write_manifest(
             tmp,

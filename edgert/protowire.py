@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from .errors import Malformed
+
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
-
-
-class Malformed(Exception):
-    """The bytes are not a well-formed protocol-buffer message."""
 
 
 def varint(buf, pos: int, end: int) -> tuple[int, int]:

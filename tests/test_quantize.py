@@ -193,7 +193,7 @@ def test_bad_calibration_is_one_line(tmp_path, export):
     assert r.returncode == 2 and r.stderr.strip() == f"edgert: error: {bad}:2: not UTF-8 (invalid start byte at byte 0)"
     with pytest.raises(Exception, match="unknown recipe 'nope'"):
         export.ExportOptions(candidates=("nope",))
-    with pytest.raises(Exception, match=r"accuracy budget must be in \(0, 1\]"):
+    with pytest.raises(Exception, match=r"accuracy_budget: must be in \(0, 1\]"):
         export.ExportOptions(accuracy_budget=1.5)
 
 

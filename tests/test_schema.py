@@ -68,3 +68,12 @@ def test_imported_audio_bundle_validates(validator, tmp_path):
     bundle = import_model(vad_model(tmp_path / "vad.onnx"), tmp_path / "b", VAD_OPTIONS)
     errors = [e.message for e in validator.iter_errors(json.loads((bundle.path / MANIFEST).read_text()))]
     assert not errors, errors
+
+
+def test_the_schema_task_enum_is_the_registry():
+    """The schema's list of tasks is derived from the pipelines' registry: a task added in edgert/tasks/ must be
+    added to the schema too, and this says so."""
+    from edgert.tasks import registry
+
+    schema = json.loads(resources.files("edgert").joinpath("data/manifest.schema.json").read_text())
+    assert sorted(schema["properties"]["task"]["enum"]) == sorted(registry.names())

@@ -8,12 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import EdgertError
-
-
-class BudgetError(EdgertError):
-    """A budget that does not parse; the message points at the bad token."""
-
+from ..errors import BudgetError
 
 # metric -> its kind, which says the units it takes
 METRICS = {

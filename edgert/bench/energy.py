@@ -15,14 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EdgertError
+from ..errors import EdgertError, MeterUnavailable
 
 POWERCAP = Path("/sys/class/powercap")
 HWMON = Path("/sys/class/hwmon")
-
-
-class MeterUnavailable(Exception):
-    """Why a meter cannot be used here, in words a person can act on."""
 
 
 def _read_int(path: Path) -> int:

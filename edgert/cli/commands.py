@@ -22,20 +22,10 @@ def _export_api():
 
 
 def cmd_export(args) -> int:
+    from .options import from_args
+
     export = _export_api()
-    options = export.ExportOptions(
-        task=args.task,
-        quantize=args.quantize,
-        target=args.target,
-        per_channel=args.per_channel,
-        opset=args.opset,
-        force=args.force or args.discard_unlisted,
-        discard_unlisted=args.discard_unlisted,
-        accuracy_budget=args.accuracy_budget,
-        allow_miss=args.allow_miss,
-        calibration=args.calibration,
-        candidates=tuple(c.strip() for c in args.candidates.split(",") if c.strip()) if args.candidates else None,
-    )
+    options = from_args(export.ExportOptions, args)
     from .render import print_card
 
     try:
@@ -49,64 +39,13 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _hxw(text: str | None, flag: str) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    parts = text.lower().split("x")
-    try:
-        h, w = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else (0, 0)
-    except ValueError:
-        h = w = 0
-    if not (1 <= h <= 16384 and 1 <= w <= 16384):
-        raise EdgertError(f"{flag} {text!r}: expected HxW in pixels, e.g. 224x224 (or one number)")
-    return h, w
-
-
-def _numbers(text: str | None, flag: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise EdgertError(f"{flag} {text!r}: expected one number or three, comma-separated") from None
-
-
-def _pair(text: str) -> tuple[str, str]:
-    inp, sep, out = text.partition(":")
-    if not sep or not inp or not out:
-        raise EdgertError(f"--state {text!r}: expected INPUT:OUTPUT, e.g. state:stateN")
-    return inp, out
-
-
 def cmd_import(args) -> int:
-    from ..importer import ImportOptions, import_model
+    from ..import_options import ImportOptions
+    from ..importer import import_model
+    from .options import from_args
     from .render import print_card
 
-    options = ImportOptions(
-        task=args.task,
-        labels=args.labels,
-        output=args.output,
-        output_kind=args.output_kind,
-        size=_hxw(args.size, "--size"),
-        shortest_edge=args.shortest_edge,
-        crop=_hxw(args.crop, "--crop"),
-        resample=args.resample,
-        scale=args.scale,
-        mean=_numbers(args.mean, "--mean"),
-        std=_numbers(args.std, "--std"),
-        channel_order=args.channel_order,
-        layout=args.layout,
-        sample_rate=args.sample_rate,
-        window=args.window,
-        context=args.context,
-        audio_input=args.audio_input,
-        sample_rate_input=args.sample_rate_input,
-        states=tuple(_pair(x) for x in args.state),
-        tokenizer=args.tokenizer,
-        pooling=args.pooling,
-        normalize=args.normalize,
-        max_length=args.max_length,
-    )
+    options = from_args(ImportOptions, args)
     bundle = import_model(
         args.model, args.out, options, force=args.force or args.discard_unlisted, discard_unlisted=args.discard_unlisted
     )

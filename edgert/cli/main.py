@@ -8,8 +8,10 @@ import sys
 import threading
 
 from .._version import __version__
-from ..errors import EdgertError
-from ..export.options import QUANTIZE_CHOICES, TARGET_CHOICES, TASK_CHOICES
+from ..errors import EdgertError, OptionError
+from ..export.options import ExportOptions
+from ..import_options import ImportOptions
+from .options import add_options, flag_for
 
 
 def _positive(text: str) -> int:
@@ -89,119 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "export", help="export a Hugging Face model to a verified (quantized) bundle")
     p.add_argument("source", help="a local Hugging Face model directory, a catalog name (minilm), or a hub id")
     p.add_argument("-o", "--output", required=True, help="bundle directory to create")
-    p.add_argument(
-        "--task",
-        default="auto",
-        choices=TASK_CHOICES,
-    )
-    p.add_argument(
-        "--quantize",
-        default="auto",
-        choices=QUANTIZE_CHOICES,
-        help="auto (default): the fastest recipe that meets --accuracy-budget and is batch-invariant",
-    )
-    p.add_argument(
-        "--accuracy-budget",
-        type=float,
-        default=0.99,
-        metavar="X",
-        help="worst agreement with fp32 that auto accepts: cosine for embeddings, top-1 share for classifiers "
-        "(default 0.99)",
-    )
-    p.add_argument(
-        "--allow-miss",
-        action="store_true",
-        help="when no recipe meets the budget, keep fp32 and exit 0 instead of 1",
-    )
-    p.add_argument(
-        "--calibration",
-        default=None,
-        metavar="FILE|DIR",
-        help="calibration data: a text file, one text per line, or a folder of images (default: built-in texts)",
-    )
-    p.add_argument(
-        "--candidates",
-        default=None,
-        metavar="R1,R2",
-        help="recipes for auto to try, instead of the target's preset (names as in the card's search table)",
-    )
-    p.add_argument(
-        "--target",
-        default="auto",
-        choices=TARGET_CHOICES,
-        help="quantization preset; auto reads this CPU's ISA",
-    )
-    p.add_argument(
-        "--per-channel",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="per-channel weight scales (default on: per-tensor loses much more accuracy)",
-    )
-    p.add_argument("--opset", type=int, default=None)
-    p.add_argument("--force", action="store_true", help="replace OUTPUT if it is an edgert bundle")
-    p.add_argument(
-        "--discard-unlisted",
-        action="store_true",
-        help="with --force: also delete files in OUTPUT that its manifest does not list (refused otherwise)",
-    )
+    add_options(p, ExportOptions)
 
     p = _command(sub, "import", help="make a bundle from a ready ONNX file, with its pre- and post-processing")
     p.add_argument("model", help="the .onnx file (its external-data files are copied too)")
     p.add_argument("-o", "--output-dir", dest="out", required=True, help="bundle directory to create")
-    p.add_argument(
-        "--task",
-        required=True,
-        choices=["image-classification", "text-classification", "sentence-embedding", "audio-stream", "raw"],
-        help="what the model is for; raw runs it as is (feeds in, outputs out)",
-    )
-    p.add_argument(
-        "--labels", default=None, metavar="FILE|metadata[:KEY]", help="one label per line, or the model's metadata"
-    )
-    p.add_argument("--output", default=None, metavar="NAME", help="the output to read (default: the first)")
-    p.add_argument(
-        "--output-kind",
-        default=None,
-        choices=["logits", "probabilities"],
-        help="default: probabilities if the graph's output comes out of Softmax or Sigmoid, else logits",
-    )
-    p.add_argument(
-        "--size", default=None, metavar="HxW", help="resize images to this (default: the model's fixed size)"
-    )
-    p.add_argument("--shortest-edge", type=int, default=None, metavar="N", help="or resize the shortest edge to N")
-    p.add_argument("--crop", default=None, metavar="HxW", help="then center-crop to this")
-    p.add_argument(
-        "--resample",
-        default=None,
-        choices=["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"],
-        help="default: bilinear",
-    )
-    p.add_argument(
-        "--scale", type=float, default=None, help="pixel values times this; 1 keeps 0 to 255 (default: 1/255)"
-    )
-    p.add_argument(
-        "--mean", default=None, metavar="M[,M,M]", help="subtracted after scaling, in the model's channel order (0)"
-    )
-    p.add_argument("--std", default=None, metavar="S[,S,S]", help="divides after the mean (default: 1)")
-    p.add_argument("--channel-order", default=None, choices=["RGB", "BGR"], help="default: RGB")
-    p.add_argument("--layout", default=None, choices=["NCHW", "NHWC"], help="default: read from the model's input")
-    p.add_argument("--sample-rate", type=int, default=None, help="audio: samples per second the model takes")
-    p.add_argument("--window", type=int, default=None, help="audio: new samples per call")
-    p.add_argument(
-        "--context",
-        type=int,
-        default=None,
-        help="audio: samples of the previous window repeated first (default: from the input's fixed length; "
-        "a stateful model with a dynamic input needs it)",
-    )
-    p.add_argument("--audio-input", default=None, metavar="NAME", help="audio: the samples' input (default: the first)")
-    p.add_argument("--sample-rate-input", default=None, metavar="NAME", help="audio: a scalar input fed the rate")
-    p.add_argument(
-        "--state", action="append", default=[], metavar="IN:OUT", help="audio: a state carried from output OUT to IN"
-    )
-    p.add_argument("--tokenizer", default=None, metavar="FILE", help="tokenizer.json, for text tasks")
-    p.add_argument("--pooling", default=None, choices=["mean", "cls", "none"], help="default: mean")
-    p.add_argument("--normalize", action="store_true", default=None, help="L2-normalise embeddings")
-    p.add_argument("--max-length", type=int, default=None, help="tokens per text (default: 512)")
+    add_options(p, ImportOptions)
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it is an edgert bundle")
     p.add_argument(
         "--discard-unlisted",
@@ -360,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
+    except OptionError as exc:  # the library names the option; the command line says its flag
+        print(f"edgert: error: {flag_for(exc)}", file=sys.stderr)
+        return 2
     except EdgertError as exc:
         print(f"edgert: error: {exc}", file=sys.stderr)
         return 2

@@ -21,7 +21,7 @@ from typing import Any
 from .._version import __version__
 from ..bundle import MANIFEST, Bundle, write_manifest
 from ..device import cpu_features, quantization_target, versions
-from ..errors import EdgertError, ExportError, require
+from ..errors import BudgetMissError, EdgertError, ExportError, require
 from . import card, place, search
 from .calibration import for_task as calibration_data
 from .options import ExportOptions
@@ -159,9 +159,9 @@ def _image_pre(root: Path) -> dict[str, Any]:
 
 def _text_invariance(bundle_root: Path, task: str, variant: str, texts: list[str]) -> dict[str, Any]:
     from .. import quality
-    from ..api import PIPELINES
+    from ..tasks import registry
 
-    model = PIPELINES[task](Bundle.open(bundle_root), variant=variant, config=search._TIMING)
+    model = registry.pipeline(task)(Bundle.open(bundle_root), variant=variant, config=search._TIMING)
     return quality.batch_invariance(model, texts)
 
 
@@ -326,7 +326,7 @@ def export_bundle(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if record is not None and not record["met"] and not options.allow_miss:
-        raise search.BudgetMissError(
+        raise BudgetMissError(
             f"no recipe met the budget ({options.accuracy_budget} {record['budget']['metric']} vs fp32 and "
             f"batch invariance >= {record['budget']['batch_invariance']}); wrote {out} with fp32 as its default "
             "model and the search in its card (edgert inspect); --allow-miss accepts this",
@@ -336,5 +336,3 @@ def export_bundle(
 
 
 __all__ = ["export_bundle", "ExportOptions", "MANIFEST", "BudgetMissError"]
-
-BudgetMissError = search.BudgetMissError

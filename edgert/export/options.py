@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..errors import ExportError
+from ..errors import ExportOptionError
+from ..options import check, option
 from . import recipes
 from .source import TASK_CHOICES
 
@@ -15,22 +16,42 @@ QUANTIZE_CHOICES = ("auto", "none", "dynamic", "static", "int8-weights", "int4-w
 TARGET_CHOICES = ("auto", "avx2", "avx512", "avx512_vnni", "arm64", "arm64_dotprod")
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     """How to export. ``quantize="auto"`` searches the target's recipes for the fastest one whose worst
     agreement with fp32 on held-apart data is at least ``accuracy_budget`` and that is batch-invariant."""
 
-    task: str = "auto"
-    quantize: str = "auto"
-    target: str = "auto"
-    per_channel: bool = True
-    opset: int | None = None
-    force: bool = False
-    discard_unlisted: bool = False  # with force: also delete files the old bundle's manifest does not list
-    accuracy_budget: float = 0.99
-    allow_miss: bool = False
-    calibration: str | None = None
-    candidates: tuple[str, ...] | None = None
+    task: str = option(
+        "auto", help="what the model is for; auto reads it from the model's config", choices=TASK_CHOICES
+    )
+    quantize: str = option(
+        "auto", help="auto: the fastest recipe that meets the accuracy budget and is batch-invariant",
+        choices=QUANTIZE_CHOICES,
+    )  # fmt: skip
+    target: str = option("auto", help="quantization preset; auto reads this CPU's ISA", choices=TARGET_CHOICES)
+    per_channel: bool = option(True, help="per-channel weight scales (per-tensor loses much more accuracy)")
+    opset: int | None = option(None, help="ONNX opset of the export", shown="optimum's choice")
+    force: bool = option(False, help="replace OUTPUT if it is an edgert bundle")
+    discard_unlisted: bool = option(
+        False, help="with force: also delete files in OUTPUT that its manifest does not list (refused otherwise)"
+    )
+    accuracy_budget: float = option(
+        0.99, help="worst agreement with fp32 that auto accepts: cosine for embeddings, top-1 share for classifiers",
+        metavar="X",
+    )  # fmt: skip
+    allow_miss: bool = option(False, help="when no recipe meets the budget, keep fp32 and exit 0 instead of 1")
+    calibration: str | None = option(
+        None, help="calibration data: a text file, one text per line, or a folder of images", metavar="FILE|DIR",
+        shown="built-in texts",
+    )  # fmt: skip
+    candidates: tuple[str, ...] | None = option(
+        None, help="recipes for auto to try, instead of the target's preset (names as in the card's search table)",
+        metavar="R1,R2", parse=_names,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         for value, choices, what in (
@@ -38,17 +59,22 @@ class ExportOptions:
             (self.quantize, QUANTIZE_CHOICES, "quantize"),
             (self.target, TARGET_CHOICES, "target"),
         ):
-            if value not in choices:
-                raise ExportError(f"unknown {what} {value!r} (choose from {', '.join(choices)})")
-        if self.opset is not None and not 11 <= self.opset <= 25:
-            raise ExportError(f"opset {self.opset} is out of range (11-25)")
-        if not 0.0 < self.accuracy_budget <= 1.0:
-            raise ExportError(f"accuracy budget must be in (0, 1], got {self.accuracy_budget}")
+            check(value in choices, what, f"{value!r} is not one of {', '.join(choices)}", ExportOptionError)
+        check(
+            self.opset is None or 11 <= self.opset <= 25,
+            "opset",
+            f"{self.opset} is out of range (11-25)",
+            ExportOptionError,
+        )
+        check(
+            0.0 < self.accuracy_budget <= 1.0, "accuracy_budget", f"must be in (0, 1], got {self.accuracy_budget}",
+            ExportOptionError,
+        )  # fmt: skip
+        if self.discard_unlisted:
+            object.__setattr__(self, "force", True)  # frozen: set once, while the instance is built
         if self.candidates is not None:
-            if self.quantize != "auto":
-                raise ExportError("--candidates goes with --quantize auto")
-            if not self.candidates:
-                raise ExportError("--candidates names no recipe")
+            check(self.quantize == "auto", "candidates", "goes with quantize auto", ExportOptionError)
+            check(self.candidates, "candidates", "names no recipe", ExportOptionError)
             for name in self.candidates:
                 recipes.by_name(name)  # a clear error for an unknown name, before any work
 

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from .. import quality, stats
-from ..api import PIPELINES
 from ..bundle import Bundle, write_manifest
 from ..device import cpu_features, cpu_model, quantization_target
 from ..errors import EdgertError, ExportError
 from ..session import SessionConfig
+from ..tasks import registry
 from . import recipes
 from .calibration import Data
 
@@ -33,14 +33,6 @@ TIMING_ITEMS = 16
 TIMING_ROUNDS = 5
 #: A quantized model becomes the default only when it is at least this much faster than fp32 here.
 MIN_SPEEDUP = 1.05
-
-
-class BudgetMissError(ExportError):
-    """No candidate met the budget; the bundle was written with fp32 as its default model."""
-
-    def __init__(self, message: str, path: Path):
-        super().__init__(message)
-        self.path = path
 
 
 @dataclass(frozen=True)
@@ -128,7 +120,7 @@ def run(
     ``search`` record). With ``budget=None`` the single candidate is kept whatever it scores."""
     task = manifest["task"]
     kind = quality.kind_of(task)
-    pipeline = PIPELINES[task]
+    pipeline = registry.pipeline(task)
     fp32 = root / "model.onnx"
     write_manifest(root, manifest)
     ref_model = pipeline(Bundle.open(root), variant="fp32", config=_TIMING)

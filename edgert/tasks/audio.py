@@ -151,6 +151,11 @@ class AudioStream(Task):
     """A stateful streaming audio model; ``stream()`` for live chunks, ``detect()`` for a whole buffer."""
 
     tasks = ("audio-stream",)
+    input_kind = "audio"
+    import_task = "audio-stream"
+    import_options = frozenset(
+        {"output", "output_kind", "sample_rate", "window", "context", "audio_input", "sample_rate_input", "states"}
+    )
 
     def __init__(
         self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True

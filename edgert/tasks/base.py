@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 from ..bundle import Bundle
 from ..errors import InputError, TaskError
@@ -31,12 +32,24 @@ class Task:
     pipeline never uses the optimised-graph cache, which verified loads trust.
     """
 
-    tasks: tuple[str, ...] = ()
+    #: the bundle tasks this pipeline serves (the manifest's "task"); empty for a base class
+    tasks: ClassVar[tuple[str, ...]] = ()
+    #: what it takes: "text", "image", "audio" or "tensors"
+    input_kind: ClassVar[str] = "tensors"
+    #: the task `edgert import` writes for it (None: not importable), and the ImportOptions fields it reads
+    import_task: ClassVar[str | None] = None
+    import_options: ClassVar[frozenset[str]] = frozenset()
+    #: gives scores over labels (post.labels, post.output_kind)
+    labelled: ClassVar[bool] = False
+    #: the method bench calls with (items, batch_size=n) to run one batch; None: bench drives it its own way
+    bench_call: ClassVar[str | None] = None
+    #: serves any bundle, whatever its task (the raw session)
+    accepts_any_bundle: ClassVar[bool] = False
 
     def __init__(
         self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True
     ):
-        if self.tasks and bundle.task not in self.tasks:
+        if not self.accepts_any_bundle and bundle.task not in self.tasks:
             raise TaskError(
                 f"{bundle.path}: bundle task is {bundle.task!r}, but {type(self).__name__} serves "
                 f"{' or '.join(self.tasks)}; use edgert.load() to get the right pipeline"

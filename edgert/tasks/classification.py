@@ -83,6 +83,11 @@ class TextClassifier(Classifier):
     """``classify(texts, top_k=1)`` returns, per text, the top_k (label, score) pairs, best first."""
 
     tasks = ("text-classification",)
+    input_kind = "text"
+    import_task = "text-classification"
+    import_options = frozenset({"labels", "output", "output_kind", "tokenizer", "max_length"})
+    labelled = True
+    bench_call = "scores"
 
     def __init__(
         self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True

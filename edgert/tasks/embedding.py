@@ -20,6 +20,10 @@ class TextEmbedder(Task):
     """``embed(texts)`` returns float32 (n, dim), pooled and normalised as the bundle's manifest says."""
 
     tasks = ("sentence-embedding", "feature-extraction")
+    input_kind = "text"
+    import_task = "sentence-embedding"
+    import_options = frozenset({"output", "tokenizer", "pooling", "normalize", "max_length"})
+    bench_call = "embed"
 
     def __init__(
         self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True

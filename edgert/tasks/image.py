@@ -27,6 +27,11 @@ from ..session import SessionConfig, numpy_dtype
 from .base import positive
 from .classification import Classifier, Prediction, top_predictions
 
+#: the ImportOptions fields of image preprocessing
+IMAGE_OPTIONS = frozenset(
+    {"size", "shortest_edge", "crop", "resample", "scale", "mean", "std", "channel_order", "layout"}
+)
+
 # Processors whose integer `size` means the shortest edge (transformers' default_to_square=False).
 _SHORTEST_EDGE_PROCESSORS = {
     "CLIPImageProcessor",
@@ -298,6 +303,11 @@ class ImageClassifier(Classifier):
     """``classify(images, top_k=1)`` returns, per image, the top_k (label, score) pairs, best first."""
 
     tasks = ("image-classification",)
+    input_kind = "image"
+    import_task = "image-classification"
+    import_options = frozenset({"labels", "output", "output_kind", *IMAGE_OPTIONS})
+    labelled = True
+    bench_call = "scores"
 
     def __init__(
         self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True

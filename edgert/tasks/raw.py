@@ -22,7 +22,9 @@ _RUN_OPTIONS.log_severity_level = 4
 class RawModel(Task):
     """``run(feeds)`` returns {output name: array}; inputs are checked by name and cast to the declared dtype."""
 
-    tasks = ()
+    tasks = ("raw",)
+    import_task = "raw"
+    accepts_any_bundle = True  # load(path, task="raw") gives the bare session of any bundle
 
     def __init__(
         self,
