@@ -102,7 +102,10 @@ def test_audio_import_contradictions(tmp_path):
     model = vad_model(tmp_path / "vad.onnx")
     base = {"task": "audio-stream", "sample_rate": RATE, "audio_input": "input", "sample_rate_input": "sr"}
     cases = [
-        ({"window": 600}, "window: vad.onnx: input input takes 576 samples per call; window and context must add up to it"),
+        (
+            {"window": 600},
+            "window: vad.onnx: input input takes 576 samples per call; window and context must add up to it",
+        ),
         ({"window": WINDOW, "context": 10}, "takes 576 samples per call"),
         ({"window": WINDOW}, "inputs \\['state'\\] would get nothing"),  # the context came from the shape
         ({"window": WINDOW, "context": CONTEXT}, "inputs \\['state'\\] would get nothing"),
@@ -118,7 +121,9 @@ def test_audio_import_contradictions(tmp_path):
     assert inferred.pre["context"] == CONTEXT and inferred.pre["window"] == WINDOW
     # Silero's input has no fixed length: a stateful model then needs --context, never a guessed 0
     dynamic = vad_model(tmp_path / "dyn.onnx", window="n")
-    with pytest.raises(ModelImportError, match="context: is needed: dyn.onnx is a stateful model whose input input has no fixed length"):
+    with pytest.raises(
+        ModelImportError, match="context: is needed: dyn.onnx is a stateful model whose input input has no fixed length"
+    ):
         import_model(dynamic, tmp_path / "d", replace(VAD_OPTIONS, context=None))
     assert not (tmp_path / "d").exists()
 

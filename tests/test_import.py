@@ -80,7 +80,9 @@ def test_a_graph_ending_in_softmax_is_read_as_probabilities_and_never_softmaxed_
     assert inferred.post["output_kind"] == "probabilities"
     want = np.concatenate([reference(im) for im in IMAGES])
     np.testing.assert_allclose(edgert.load(inferred.path).scores(IMAGES), want, rtol=1e-4, atol=1e-6)
-    with pytest.raises(ModelImportError, match="output_kind: logits contradicts the graph: m.onnx output probs comes out of Softmax"):
+    with pytest.raises(
+        ModelImportError, match="output_kind: logits contradicts the graph: m.onnx output probs comes out of Softmax"
+    ):
         import_model(model, tmp_path / "l", ImportOptions(task="image-classification", output_kind="logits"))
     assert not (tmp_path / "l").exists()
     logits = import_model(classifier(tmp_path / "x.onnx"), tmp_path / "x", ImportOptions(task="image-classification"))

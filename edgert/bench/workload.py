@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import EdgertError
 from ..session import SessionConfig, numpy_dtype
-from ..tasks import AudioStream, ImageClassifier, RawModel, TextClassifier, TextEmbedder
+from ..tasks import AudioStream, RawModel, Task
 from ..tasks.text import read_lines
 
 BATCH_NAMES = {"batch", "batch_size", "n", "N", "B", "b", "unk__0"}
@@ -129,33 +129,43 @@ def open_spec(spec: dict) -> Target:
 def _target(
     model, seq_len: int, shapes: dict[str, tuple[int, ...]], input_file: Path | None, values: dict[str, float]
 ) -> Target:
-    if isinstance(model, (TextEmbedder, TextClassifier)):
-        if input_file is not None:
-            texts = read_lines(input_file, hint="; a text bundle takes a text file, one text per line")
-            texts = [t for t in texts if t] or [""]
-            what = f"{len(texts)} texts from {input_file.name}"
-        else:
-            if seq_len > model.encoder.max_length:
-                raise EdgertError(f"--seq-len {seq_len} is past the model's max length {model.encoder.max_length}")
-            texts = texts_of_length(model.encoder.tokenizer, seq_len, 32)
-            what = f"text of {seq_len} tokens"
-        lengths = [len(e) for e in model.encoder.encode(texts)]
-        run = model.embed if isinstance(model, TextEmbedder) else model.scores
-
-        def make_call(batch: int):
-            chunk = [texts[i % len(texts)] for i in range(batch)]
-            return lambda: run(chunk, batch_size=batch)
-
-        return Target(
-            model, "text", f"{model.bundle.task}, {what}", make_call, {"mean_tokens": float(np.mean(lengths))}
-        )
-    if isinstance(model, ImageClassifier):
+    """The workload for a pipeline, chosen by what its class declares it takes (edgert.tasks.registry)."""
+    kind = type(model).input_kind
+    if kind == "text":
+        return _text_target(model, seq_len, input_file)
+    if kind == "image":
         return _image_target(model, input_file)
-    if isinstance(model, AudioStream):
+    if kind == "audio":
         return _audio_target(model, input_file)
-    if not isinstance(model, RawModel):
-        raise EdgertError(f"bench does not know how to drive a {type(model).__name__}")
     return _raw_target(model, shapes, input_file, values)
+
+
+def _batch_call(model: Task):
+    """The method that runs one batch, as the pipeline's class names it (bench_call)."""
+    name = type(model).bench_call
+    if name is None:
+        raise EdgertError(f"bench does not know how to drive a {type(model).__name__} (it declares no bench_call)")
+    return getattr(model, name)
+
+
+def _text_target(model, seq_len: int, input_file: Path | None) -> Target:
+    if input_file is not None:
+        texts = read_lines(input_file, hint="; a text bundle takes a text file, one text per line")
+        texts = [t for t in texts if t] or [""]
+        what = f"{len(texts)} texts from {input_file.name}"
+    else:
+        if seq_len > model.encoder.max_length:
+            raise EdgertError(f"--seq-len {seq_len} is past the model's max length {model.encoder.max_length}")
+        texts = texts_of_length(model.encoder.tokenizer, seq_len, 32)
+        what = f"text of {seq_len} tokens"
+    lengths = [len(e) for e in model.encoder.encode(texts)]
+    run = _batch_call(model)
+
+    def make_call(batch: int):
+        chunk = [texts[i % len(texts)] for i in range(batch)]
+        return lambda: run(chunk, batch_size=batch)
+
+    return Target(model, "text", f"{model.bundle.task}, {what}", make_call, {"mean_tokens": float(np.mean(lengths))})
 
 
 def _audio_target(model: AudioStream, input_file: Path | None) -> Target:
@@ -207,9 +217,10 @@ def camera_frames(n: int, height: int = 480, width: int = 640) -> list[np.ndarra
     return frames
 
 
-def _image_target(model: ImageClassifier, input_file: Path | None) -> Target:
+def _image_target(model, input_file: Path | None) -> Target:
     from ..tasks.image import to_rgb
 
+    run = _batch_call(model)
     if input_file is not None:
         frames = [to_rgb(input_file)]
         what = f"image {input_file.name} ({frames[0].shape[1]}x{frames[0].shape[0]})"
@@ -220,7 +231,7 @@ def _image_target(model: ImageClassifier, input_file: Path | None) -> Target:
 
     def make_call(batch: int):
         chunk = [frames[i % len(frames)] for i in range(batch)]
-        return lambda: model.scores(chunk, batch_size=batch)
+        return lambda: run(chunk, batch_size=batch)
 
     return Target(
         model,

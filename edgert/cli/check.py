@@ -35,7 +35,9 @@ def run_check(args, resolve_bundle) -> int:
 
     path = resolve_bundle(args.bundle)
     bundle = Bundle.open(path, verify=True)
-    if bundle.task not in ("sentence-embedding", "feature-extraction", "text-classification"):
+    from ..tasks import registry
+
+    if bundle.task not in registry.with_input("text"):
         raise TaskError(f"{path}: edgert check compares text models; this bundle's task is {bundle.task!r}")
     variant = args.variant or bundle.default_model
     model = load(bundle, variant=variant, verify=False)  # every file was just hashed

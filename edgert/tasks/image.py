@@ -24,7 +24,7 @@ from ..bundle import Bundle, setting
 from ..errors import BundleError, EdgertError, InputError, TaskError
 from ..kernels import resample as _resample
 from ..session import SessionConfig, numpy_dtype
-from .base import positive
+from .base import Task, positive
 from .classification import Classifier, Prediction, top_predictions
 
 #: the ImportOptions fields of image preprocessing
@@ -299,6 +299,22 @@ def check_images(images: object) -> list:
     raise TypeError(f"expected an image or a list of images, got {type(images).__name__}")
 
 
+def image_input(task: Task) -> tuple[ImagePreprocessor, str, np.dtype]:
+    """The bundle's image preprocessing, the model input it feeds and that input's dtype; the input's declared
+    shape must be what the preprocessing makes."""
+    bundle = task.bundle
+    preprocessor = ImagePreprocessor(bundle.pre, bundle.path)
+    inp = task.session.get_inputs()[0]
+    want = preprocessor.input_shape
+    declared = list(inp.shape[1:]) if inp.shape else []
+    if len(declared) != 3 or any(isinstance(d, int) and d > 0 and d != x for d, x in zip(declared, want)):
+        raise BundleError(
+            f"{bundle.path}: the model's input {inp.name} is {inp.shape}, but preprocessing makes (N, "
+            f"{', '.join(map(str, want))}) ({preprocessor.layout})"
+        )
+    return preprocessor, inp.name, numpy_dtype(inp.type)
+
+
 class ImageClassifier(Classifier):
     """``classify(images, top_k=1)`` returns, per image, the top_k (label, score) pairs, best first."""
 
@@ -313,17 +329,7 @@ class ImageClassifier(Classifier):
         self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True
     ):
         super().__init__(bundle, variant=variant, config=config, verify=verify)
-        self.preprocessor = ImagePreprocessor(bundle.pre, bundle.path)
-        inp = self.session.get_inputs()[0]
-        self.input = inp.name
-        self.input_dtype = numpy_dtype(inp.type)
-        want = self.preprocessor.input_shape
-        declared = list(inp.shape[1:]) if inp.shape else []
-        if len(declared) != 3 or any(isinstance(d, int) and d > 0 and d != x for d, x in zip(declared, want)):
-            raise BundleError(
-                f"{bundle.path}: the model's input {inp.name} is {inp.shape}, but preprocessing makes (N, "
-                f"{', '.join(map(str, want))}) ({self.preprocessor.layout})"
-            )
+        self.preprocessor, self.input, self.input_dtype = image_input(self)
 
     @property
     def image_size(self) -> tuple[int, int]:
