@@ -137,7 +137,7 @@ def _image_pre(o: ImportOptions, shape: list, dtype: str, where: str) -> tuple[d
 
 def _audio_pre(o: ImportOptions, inputs, outputs, where: str) -> dict[str, Any]:
     if not o.sample_rate:
-        raise ImportOptionError("sample_rate", "is needed by task audio-stream")
+        raise ImportOptionError("sample_rate", f"is needed by task {o.task}")
     by_name = {i.name: i for i in inputs}
     audio = o.audio_input or inputs[0].name
     if audio not in by_name:

@@ -126,22 +126,3 @@ def test_segmentation_rules_equal_silero_on_the_same_probabilities(vad, recordin
         ),
     )
     assert ours == [(s["start"], s["end"]) for s in theirs]
-
-
-def test_a_stream_shared_between_threads_runs_every_sample_once(vad, recording):
-    """Before: two threads pushing into one stream duplicated 64 to 128 samples per 20 s."""
-    import threading
-
-    stream = vad.stream()
-    chunks = [recording[i : i + 1000] for i in range(0, 160_000, 1000)]
-    counts = []
-
-    def feed(part):
-        counts.append(sum(len(stream.push(c)) for c in part))
-
-    threads = [threading.Thread(target=feed, args=(chunks[k::2],)) for k in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sum(counts) == stream.windows == 160_000 // 512 and len(stream._buffer) == 160_000 % 512

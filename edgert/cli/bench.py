@@ -104,6 +104,8 @@ def _check_before_run(args, limits, config) -> None:
     for flag, path in (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
         if path and path != "-":
             _writable(path, flag)
+    if args.input:  # a regular file, never /dev/zero or a FIFO; read only by the run
+        safepath.regular_file(Path(args.input).expanduser(), error=EdgertError, what="--input")
     if args.plot:
         if Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
             raise EdgertError(f"--plot {args.plot}: give a .png, .svg, .pdf or .jpg file name")

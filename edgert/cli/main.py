@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=_positive, default=1, help="labels per input, best first (default 1)")
 
     p = _command(sub, "detect", help="speech segments of WAV files with a streaming audio bundle; writes JSON lines")
-    p.add_argument("bundle", help="an audio-stream bundle directory (see edgert import --task audio-stream)")
+    p.add_argument("bundle", help="a streaming audio bundle directory (see edgert import --help)")
     p.add_argument(
         "wav", nargs="+", help="WAV files at the model's sample rate (8/16/24/32-bit PCM or float; channels averaged)"
     )
