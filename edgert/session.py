@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import integrity
+from .device import quantization_target, threads_override
 from .errors import SessionError
 from .paths import ort_cache_dir
 
@@ -100,17 +101,9 @@ class SessionConfig:
             object.__setattr__(self, "arena", False)  # frozen: set once, while the instance is built
 
     def resolved(self) -> SessionConfig:
-        """This config with the EDGERT_THREADS override applied."""
-        env = os.environ.get("EDGERT_THREADS")
-        if not env:
-            return self
-        try:
-            threads = int(env)
-        except ValueError:
-            raise SessionError(f"EDGERT_THREADS must be a whole number, got {env!r}") from None
-        if threads < 0:
-            raise SessionError(f"EDGERT_THREADS must be >= 0, got {threads}")
-        return replace(self, intra_op_threads=threads)
+        """This config with the EDGERT_THREADS override applied (edgert.device.threads_override)."""
+        override = threads_override()
+        return self if override is None else replace(self, intra_op_threads=override)
 
 
 def _check_providers(wanted: tuple[str, ...]) -> None:
@@ -145,7 +138,6 @@ def _options(config: SessionConfig, level: str) -> ort.SessionOptions:
 
 def cached_model_path(config: SessionConfig, model_sha256: str) -> Path:
     """Optimised models depend on the model, the onnxruntime version, the level and the CPU they were made on."""
-    from .device import quantization_target  # the ISA class: avx2, avx512, avx512_vnni or arm64
 
     key = (
         f"{model_sha256[:24]}-ort{ort.__version__}-{config.graph_optimization}-{platform.machine()}"

@@ -291,7 +291,7 @@ def test_unmeasured_budget_says_not_measured_not_violated():
 
 
 def test_negative_watts_cannot_build_an_estimate():
-    from edgert.bench.energy import EstimateMeter
+    from edgert.device.meters import EstimateMeter
 
     with pytest.raises(EdgertError, match="watts per core must be above 0"):
         EstimateMeter(-3.0, "user")

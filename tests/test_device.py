@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edgert import device
-from edgert.bench import energy
+from edgert.device import meters as energy
 
 from .helpers import PMIC_OUTPUT
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import safepath
+from ..device import THREADS_ENV
 from ..errors import EdgertError, MissingDependencyError
 from .records import Stats
 
@@ -24,7 +25,7 @@ def _pct(v: float | None) -> str:
 def _threads(c: dict[str, Any]) -> str:
     """The thread count that ran, and what set it when it was not the flag."""
     n = str(c["threads"] or "auto")
-    return f"{n} (EDGERT_THREADS)" if c.get("threads_source") == "EDGERT_THREADS" else n
+    return f"{n} ({THREADS_ENV})" if c.get("threads_source") == THREADS_ENV else n
 
 
 def sections(r: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:

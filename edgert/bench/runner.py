@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -18,8 +17,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import stats
+from ..device import meters as energy
 from ..errors import EdgertError
-from . import energy, machine
+from . import noise
 from .memory import peak_rss_mib, rss_mib
 from .records import Run, Stats
 from .workload import open_target, parse_shapes, parse_values
@@ -131,13 +131,11 @@ def _round(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def threads_in_effect(requested: int) -> tuple[int, str]:
-    """The intra-op thread count a session really gets, and what set it (EDGERT_THREADS wins over the flag)."""
-    from ..session import SessionConfig
+    """The intra-op thread count a session really gets, and what set it, in the flag's words."""
+    from ..device import threads_in_effect as _in_effect
 
-    resolved = SessionConfig(intra_op_threads=requested).resolved().intra_op_threads
-    if os.environ.get("EDGERT_THREADS"):
-        return resolved, "EDGERT_THREADS"
-    return resolved, ("--threads" if requested else "onnxruntime's choice")
+    resolved, source = _in_effect(requested)
+    return resolved, ("--threads" if source == "requested" else source)
 
 
 def _cold_start(config: BenchConfig, progress: Progress, state: _State) -> dict[str, Any]:
@@ -205,8 +203,7 @@ def _energy(call, config: BenchConfig, board: str | None, machine: str, progress
 
 def run(config: BenchConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Measures CONFIG.target. On Ctrl-C, returns what was gathered, with "complete": False."""
-    from ..device import versions
-    from .machine import describe
+    from ..device import describe, versions
 
     progress = progress or _Quiet()
     state = _State()
@@ -238,7 +235,7 @@ def _measure(config: BenchConfig, progress: Progress, state: _State, device: dic
     values = parse_values(list(config.values))
     rss_start = rss_mib()
     energy_call = None
-    before = machine.snapshot()
+    before = noise.snapshot()
     spreads: dict[str, float | None] = {}
     for threads in config.threads:
         effective, source = threads_in_effect(threads)
@@ -290,7 +287,7 @@ def _measure(config: BenchConfig, progress: Progress, state: _State, device: dic
         del target
         _rounds(config, progress, state, entry, label, threads, batches, spreads)
     r["memory"]["peak_rss_mib"] = peak_rss_mib()
-    r["noise"] = machine.state(before, machine.snapshot(), spreads)
+    r["noise"] = noise.state(before, noise.snapshot(), spreads)
     if config.cold_runs:
         state.phase = "cold start"
         r["cold_start"] = _cold_start(config, progress, state)

@@ -153,8 +153,10 @@ def run_bench(args, resolve_bundle) -> int:
         "rounds": args.rounds,
     }
     threads = _ints(args.threads, "--threads", allow_auto=True)
-    env = os.environ.get("EDGERT_THREADS")
-    if env and args.threads != "auto" and any(str(t) != env.strip() for t in threads):
+    from ..device import threads_override
+
+    env = threads_override()
+    if env is not None and args.threads != "auto" and any(t != env for t in threads):
         print(
             f"edgert: warning: EDGERT_THREADS={env} overrides --threads {args.threads}; "
             f"every session runs with {env} (recorded in the JSON as threads_source)",

@@ -233,7 +233,7 @@ def cmd_detect(args) -> int:
 
 
 def cmd_device(args) -> int:
-    from ..bench.machine import describe
+    from ..device import describe
 
     d = describe()
     rows = [
@@ -253,7 +253,7 @@ def cmd_device(args) -> int:
         ("onnxruntime", f"{d['onnxruntime']} ({', '.join(d['providers'])})"),
         ("kernels", d["kernels"]),
     ]
-    from ..bench import energy
+    from ..device import meters as energy
 
     found = energy.probe()
     for name in energy.METERS:

@@ -244,7 +244,7 @@ class EstimateMeter:
 
 def profile_for(board: str | None, machine: str, root: str = "/") -> tuple[str, float]:
     """(profile name, watts per busy core) of the detected board; see ``edgert.device.PROFILES``."""
-    from ..device import profile_for as _profile
+    from . import profile_for as _profile
 
     p = _profile(board, machine, root)
     return p.name, p.watts_per_core

@@ -8,7 +8,6 @@ Everything is read from /proc and /sys (Linux); what cannot be read is None, nev
 from __future__ import annotations
 
 import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,31 +125,4 @@ def state(before: Snapshot, after: Snapshot, spreads: dict[str, float | None]) -
         "reasons": reasons,
         "round_spread": spreads,
         "thresholds": {"busy_cores": BUSY_CORES, "steal": STEAL},
-    }
-
-
-def describe() -> dict:
-    """Everything `edgert device` shows, and what every bench result records (the device, onnxruntime and the
-    kernels in use: this sits above them)."""
-    import onnxruntime as ort
-
-    from .. import kernels
-    from ..device import board_model, cpu_features, detect, governor, os_name, quantization_target
-
-    found = detect()
-    return {
-        "cpu": found.cpu,
-        "machine": found.machine,
-        "cores": os.cpu_count(),
-        "core_types": found.cores,
-        "profile": found.profile.name,
-        "features": list(cpu_features()),
-        "board": board_model(),
-        "os": os_name(),
-        "governor": governor(),
-        "python": platform.python_version(),
-        "onnxruntime": ort.__version__,
-        "providers": ort.get_available_providers(),
-        "kernels": kernels.IMPLEMENTATION,
-        "quantization_target": quantization_target(),
     }

@@ -1,11 +1,17 @@
-"""What CPU this is: architecture and the ISA features that decide quantisation targets and kernel speed."""
+"""The device room: what CPU and board this is (architecture, the ISA features that decide quantisation targets
+and kernel speed, core types), its power profile, its energy meters (edgert.device.meters), how many threads a
+session gets, and the one description of it that `edgert device` shows and every bench result records."""
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+from ..errors import SessionError
 
 _X86_FEATURES = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "f16c", "fma")
 _ARM_FEATURES = ("asimd", "asimddp", "sve", "sve2", "i8mm", "fphp", "asimdhp", "bf16")
@@ -238,3 +244,54 @@ def versions(dists: tuple[str, ...]) -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[dist] = None
     return out
+
+
+def describe() -> dict[str, Any]:
+    """Everything `edgert device` shows, and what every bench result records: the device, onnxruntime and the
+    kernels in use."""
+    import onnxruntime as ort
+
+    from .. import kernels
+
+    found = detect()
+    return {
+        "cpu": found.cpu,
+        "machine": found.machine,
+        "cores": os.cpu_count(),
+        "core_types": found.cores,
+        "profile": found.profile.name,
+        "features": list(cpu_features()),
+        "board": board_model(),
+        "os": os_name(),
+        "governor": governor(),
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "providers": ort.get_available_providers(),
+        "kernels": kernels.IMPLEMENTATION,
+        "quantization_target": quantization_target(),
+    }
+
+
+THREADS_ENV = "EDGERT_THREADS"
+
+
+def threads_override() -> int | None:
+    """The thread count EDGERT_THREADS sets for every session, or None; the one place that reads it."""
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if not env:
+        return None
+    try:
+        threads = int(env)
+    except ValueError:
+        raise SessionError(f"{THREADS_ENV} must be a whole number, got {env!r}") from None
+    if threads < 0:
+        raise SessionError(f"{THREADS_ENV} must be >= 0, got {threads}")
+    return threads
+
+
+def threads_in_effect(requested: int) -> tuple[int, str]:
+    """The intra-op thread count a session really gets, and what set it (EDGERT_THREADS wins over the request)."""
+    override = threads_override()
+    if override is not None:
+        return override, THREADS_ENV
+    return requested, ("requested" if requested else "onnxruntime's choice")
