@@ -20,66 +20,10 @@ from .. import stats
 from ..device import meters as energy
 from ..errors import EdgertError
 from . import noise
+from .config import BenchConfig, parse_shapes, parse_values
 from .memory import peak_rss_mib, rss_mib
 from .records import Run, Stats
-from .workload import open_target, parse_shapes, parse_values
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    target: Path
-    variant: str | None = None
-    threads: tuple[int, ...] = (0,)  # 0: onnxruntime's choice
-    batch_sizes: tuple[int, ...] = (1, 8, 32)
-    seq_len: int = 128
-    shapes: tuple[str, ...] = ()
-    input_file: Path | None = None
-    min_time: float = 3.0
-    min_count: int = 100
-    max_time: float = 60.0
-    warmup: int = 10
-    throughput_time: float = 1.0
-    cold_runs: int = 3
-    energy_meter: str = "auto"
-    energy_time: float = 2.0
-    watts_per_core: float | None = None
-    rounds: int = 10  # independent worker processes that share min_time, min_count and throughput_time
-    values: tuple[str, ...] = ()  # --value NAME=NUMBER for raw models
-
-    def __post_init__(self) -> None:
-        checks = [
-            (
-                all(t >= 0 for t in self.threads) and self.threads,
-                "--threads takes counts >= 0 (0 or auto: onnxruntime's choice)",
-            ),
-            (all(b >= 1 for b in self.batch_sizes) and self.batch_sizes, "--batch-sizes takes sizes >= 1"),
-            (2 <= self.seq_len <= 8192, f"--seq-len must be between 2 and 8192, got {self.seq_len}"),
-            (
-                self.min_time >= 0 and self.max_time > 0 and self.min_count >= 1,
-                "--min-time, --max-time, --min-count must be positive",
-            ),
-            (self.cold_runs >= 0 and self.warmup >= 0, "--cold-runs and --warmup must be >= 0"),
-            (1 <= self.rounds <= 100, f"--rounds must be between 1 and 100, got {self.rounds}"),
-            (
-                all(math.isfinite(x) for x in (self.min_time, self.max_time, self.throughput_time, self.energy_time)),
-                "--min-time, --max-time, --throughput-time and --energy-time must be finite",
-            ),
-            (self.throughput_time >= 0, f"--throughput-time must be >= 0 seconds, got {self.throughput_time}"),
-            (self.energy_time > 0, f"--energy-time must be > 0 seconds, got {self.energy_time}"),
-            (
-                self.watts_per_core is None or (math.isfinite(self.watts_per_core) and 0 < self.watts_per_core <= 1000),
-                f"--watts-per-core must be a power in watts, above 0 (and at most 1000), got {self.watts_per_core}",
-            ),
-            (
-                self.energy_meter in ("auto", "off", "estimate", *energy.METERS),
-                f"--energy-meter must be auto, {', '.join(energy.METERS)}, estimate or off",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise EdgertError(message)
-        parse_shapes(list(self.shapes))
-        parse_values(list(self.values))
+from .workload import open_target
 
 
 class Progress(Protocol):

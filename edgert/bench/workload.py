@@ -3,7 +3,6 @@ tensors for a bare ONNX model, built from the declared shapes and dtypes (dynami
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,23 +13,13 @@ from ..errors import EdgertError
 from ..session import SessionConfig, numpy_dtype
 from ..tasks import AudioStream, RawModel, Task
 from ..tasks.text import read_lines
+from .config import parse_shapes
 
 BATCH_NAMES = {"batch", "batch_size", "n", "N", "B", "b", "unk__0"}
 WORDS = (
     "the device reads a short message from the user and the model turns it into a vector so that similar notes "
     "photos and songs can be found quickly without a network connection while the battery lasts all day"
 ).split()
-
-
-def parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
-    """--shape name=1x128 (repeatable, or comma-separated)."""
-    shapes = {}
-    for spec in (s for item in specs for s in item.split(",") if s.strip()):
-        m = re.fullmatch(r"\s*([^=\s]+)\s*=\s*(\d+(?:x\d+)*)\s*", spec)
-        if not m:
-            raise EdgertError(f"--shape {spec!r}: expected NAME=DxDx..., e.g. input_ids=1x128")
-        shapes[m.group(1)] = tuple(int(d) for d in m.group(2).split("x"))
-    return shapes
 
 
 def texts_of_length(tokenizer, seq_len: int, n: int) -> list[str]:
@@ -48,17 +37,6 @@ def texts_of_length(tokenizer, seq_len: int, n: int) -> list[str]:
         content = [(s, e) for (s, e), sid in zip(enc.offsets, enc.special_tokens_mask) if not sid]
         out.append(text[: content[min(keep, len(content)) - 1][1]])
     return out
-
-
-def parse_values(specs: list[str]) -> dict[str, float]:
-    """--value name=16000 (repeatable, or comma-separated): an input filled with that value."""
-    values = {}
-    for spec in (s for item in specs for s in item.split(",") if s.strip()):
-        m = re.fullmatch(r"\s*([^=\s]+)\s*=\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*", spec)
-        if not m:
-            raise EdgertError(f"--value {spec!r}: expected NAME=NUMBER, e.g. sample_rate=16000")
-        values[m.group(1)] = float(m.group(2))
-    return values
 
 
 def _accept_any(batch: int) -> None:

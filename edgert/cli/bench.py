@@ -11,21 +11,6 @@ from .. import safepath
 from ..errors import EdgertError, require
 
 
-def _ints(text: str, what: str, allow_auto: bool = False) -> tuple[int, ...]:
-    out = []
-    for tok in (t.strip() for t in text.split(",") if t.strip()):
-        if allow_auto and tok == "auto":
-            out.append(0)
-            continue
-        try:
-            out.append(int(tok))
-        except ValueError:
-            raise EdgertError(f"{what}: {tok!r} is not a whole number (got {text!r})") from None
-    if not out:
-        raise EdgertError(f"{what}: nothing given")
-    return tuple(out)
-
-
 def _percent(text: str, what: str) -> float:
     t = text.strip().rstrip("%")
     try:
@@ -104,8 +89,8 @@ def _check_before_run(args, limits, config) -> None:
     for flag, path in (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
         if path and path != "-":
             _writable(path, flag)
-    if args.input:  # a regular file, never /dev/zero or a FIFO; read only by the run
-        safepath.regular_file(Path(args.input).expanduser(), error=EdgertError, what="--input")
+    if args.input_file:  # a regular file, never /dev/zero or a FIFO; read only by the run
+        safepath.regular_file(Path(args.input_file).expanduser(), error=EdgertError, what="--input")
     if args.plot:
         if Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
             raise EdgertError(f"--plot {args.plot}: give a .png, .svg, .pdf or .jpg file name")
@@ -128,52 +113,20 @@ def run_bench(args, resolve_bundle) -> int:
     target = Path(spec) if spec and spec.endswith(".onnx") else resolve_bundle(spec)
     if not target.exists():
         raise EdgertError(f"{target}: no such bundle or model file")
-    quick = (
-        {
-            "min_time": 1.0,
-            "min_count": 30,
-            "throughput_time": 0.3,
-            "cold_runs": 1,
-            "energy_time": 0.5,
-            "warmup": 5,
-            "rounds": 5,
-        }
-        if args.quick
-        else {}
-    )
-    timing = {
-        "min_time": args.min_time,
-        "min_count": args.min_count,
-        "max_time": args.max_time,
-        "warmup": args.warmup,
-        "throughput_time": args.throughput_time,
-        "cold_runs": args.cold_runs,
-        "energy_meter": args.energy_meter,
-        "energy_time": args.energy_time,
-        "rounds": args.rounds,
-    }
-    threads = _ints(args.threads, "--threads", allow_auto=True)
+    from ..bench.config import QUICK
     from ..device import threads_override
+    from .options import from_args
 
+    quick = {k: v for k, v in QUICK.items() if args.quick and getattr(args, k) is None}  # options given win
+    config = from_args(BenchConfig, args, target=target, **quick)
     env = threads_override()
-    if env is not None and args.threads != "auto" and any(t != env for t in threads):
+    if env is not None and args.threads is not None and any(t != env for t in config.threads):
+        shown = ",".join(str(t) for t in config.threads)
         print(
-            f"edgert: warning: EDGERT_THREADS={env} overrides --threads {args.threads}; "
+            f"edgert: warning: EDGERT_THREADS={env} overrides --threads {shown}; "
             f"every session runs with {env} (recorded in the JSON as threads_source)",
             file=sys.stderr,
         )
-    config = BenchConfig(
-        target=target,
-        variant=args.variant,
-        threads=threads,
-        values=tuple(args.value),
-        batch_sizes=_ints(args.batch_sizes, "--batch-sizes"),
-        seq_len=args.seq_len,
-        shapes=tuple(args.shape),
-        input_file=Path(args.input) if args.input else None,
-        **{**quick, **{k: v for k, v in timing.items() if v is not None}},
-        watts_per_core=args.watts_per_core,
-    )
     _check_before_run(args, limits, config)
     with _RichProgress() as progress:
         result = run(config, progress)

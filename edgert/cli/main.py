@@ -8,6 +8,7 @@ import sys
 import threading
 
 from .._version import __version__
+from ..bench.config import BenchConfig
 from ..errors import EdgertError, OptionError
 from ..export.options import ExportOptions
 from ..import_options import ImportOptions
@@ -171,45 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="bundle directory, .onnx file or catalog name (default: minilm, built on first use)",
     )
-    p.add_argument("--variant", default=None, help="fp32 or int8 (default: the bundle's)")
-    p.add_argument("--threads", default="auto", help="intra-op threads to sweep, e.g. 1,2,4 or auto")
-    p.add_argument("--batch-sizes", default="1,8,32", help="batch sizes for the throughput runs")
-    p.add_argument("--seq-len", type=int, default=128, help="tokens per text for text bundles")
-    p.add_argument(
-        "--shape",
-        action="append",
-        default=[],
-        metavar="NAME=DxD",
-        help="shape of an input with dynamic dimensions (bare ONNX); the first dimension is the batch",
-    )
-    p.add_argument(
-        "--value",
-        action="append",
-        default=[],
-        metavar="NAME=NUMBER",
-        help="fill a raw model's input with a value, e.g. sample_rate=16000 (scalars need one)",
-    )
-    p.add_argument(
-        "--input",
-        default=None,
-        metavar="FILE",
-        help="texts (one per line), an image, or a .npz of input arrays",
-    )
-    p.add_argument("--min-time", type=float, default=None, help="seconds of latency runs in all, at least (3)")
-    p.add_argument("--min-count", type=int, default=None, help="latency runs in all, at least (100)")
-    p.add_argument("--max-time", type=float, default=None, help="seconds per timed phase, at most (60)")
-    p.add_argument("--warmup", type=int, default=None, help="warmup runs (10)")
-    p.add_argument("--throughput-time", type=float, default=None, help="seconds per batch size in all (1)")
-    p.add_argument(
-        "--rounds",
-        type=int,
-        default=None,
-        help="independent worker processes that share the timed runs (10); compare tests their medians",
-    )
-    p.add_argument("--cold-runs", type=int, default=None, help="fresh processes for cold start (3; 0: skip)")
-    p.add_argument("--energy-meter", default="auto", help="auto, rapl, hwmon, vcgencmd, estimate or off")
-    p.add_argument("--energy-time", type=float, default=None, help="seconds of the energy run (2)")
-    p.add_argument("--watts-per-core", type=float, default=None, help="power profile for the energy estimate")
+    add_options(p, BenchConfig)
     p.add_argument("--budget", default=None, help='e.g. "p95<=20ms,rss<=150MB,energy<=5mJ,cold<=500ms" or FILE.toml')
     p.add_argument("--json", default=None, metavar="PATH", help="write the full result (raw samples) as JSON")
     p.add_argument(
