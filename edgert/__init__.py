@@ -6,7 +6,8 @@ from .bundle import Bundle
 from .errors import EdgertError
 from .kernels import IMPLEMENTATION as KERNELS
 from .session import SessionConfig
-from .tasks import ImageClassifier, Prediction, RawModel, TextClassifier, TextEmbedder
+from .tasks import AudioStream, ImageClassifier, Prediction, RawModel, Task, TextClassifier, TextEmbedder
+from .tasks.image_map import ImageMap
 
 __all__ = [
     "__version__",
@@ -16,6 +17,9 @@ __all__ = [
     "TextEmbedder",
     "TextClassifier",
     "ImageClassifier",
+    "ImageMap",
+    "AudioStream",
+    "Task",
     "RawModel",
     "Prediction",
     "EdgertError",

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,7 +244,9 @@ class Bundle:
             if name not in done:
                 self._verify_one(name, remember=remember)
 
-    def _verify_one(self, name: str, *, remember: bool, facts=None) -> dict:
+    def _verify_one(
+        self, name: str, *, remember: bool, facts: Callable[[Path], dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
         """Hashes one file (unless remembered) and returns the facts remembered with it, computed by ``facts``."""
         if name not in self.files:
             raise BundleError(f"{self.path}: {name} is not listed in {MANIFEST}")

@@ -4,6 +4,7 @@ exits 2."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class EdgertError(Exception):
@@ -78,7 +79,7 @@ class Malformed(Exception):
     """Bytes that are not a well-formed protocol-buffer message (callers turn it into a BundleError)."""
 
 
-def require(module: str, extra: str):
+def require(module: str, extra: str) -> Any:
     """Imports an optional dependency or raises MissingDependencyError naming the extra to install."""
     import importlib
 

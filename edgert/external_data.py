@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BundleError
-from .protowire import LENGTH, VARINT, Malformed, fields, messages, packed_varints, signed64
+from .protowire import LENGTH, VARINT, Buffer, Malformed, fields, messages, packed_varints, signed64
 
 MAX_DEPTH = 64
 
@@ -55,23 +55,25 @@ class ExternalRef:
 
 
 class _Walk:
-    def __init__(self, buf, model: Path):
+    def __init__(self, buf: Buffer, model: Path):
         self.buf, self.model = buf, model
         self.refs: list[ExternalRef] = []
 
     def tensor(self, start: int, end: int) -> None:
-        external, entries, dims, dtype, name = False, [], [], None, ""
+        external, name, dtype = False, "", None
+        entries: list[tuple[int, int]] = []
+        dims: list[int] = []
         for number, wire, value in fields(self.buf, start, end):
             if number == _TENSOR_DATA_LOCATION and wire == VARINT:
                 external = value == _EXTERNAL
             elif number == _TENSOR_EXTERNAL_DATA and wire == LENGTH:
                 entries.append(value)
             elif number == _TENSOR_DIMS:
-                dims += [value] if wire == VARINT else packed_varints(self.buf, *value)  # type: ignore[misc]
+                dims += [value] if wire == VARINT else packed_varints(self.buf, *value)
             elif number == _TENSOR_DATA_TYPE and wire == VARINT:
                 dtype = value
             elif number == _TENSOR_NAME and wire == LENGTH:
-                name = bytes(self.buf[value[0] : value[1]]).decode("utf-8", "replace")  # type: ignore[index]
+                name = bytes(self.buf[value[0] : value[1]]).decode("utf-8", "replace")
         if not external:
             return  # inline data: onnxruntime never opens a location written beside it
         info: dict[bytes, bytes] = {}

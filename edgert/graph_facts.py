@@ -11,7 +11,7 @@ import mmap
 from pathlib import Path
 
 from .errors import BundleError
-from .protowire import Malformed, messages
+from .protowire import Buffer, Malformed, messages
 
 _MODEL_GRAPH, _GRAPH_NODE = 7, 1
 _NODE_INPUT, _NODE_OUTPUT, _NODE_OP_TYPE, _NODE_DOMAIN = 1, 2, 4, 7
@@ -21,7 +21,7 @@ PASS_THROUGH = {"Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Trans
 PROBABILITY_OPS = {"Softmax": "softmax", "Sigmoid": "sigmoid", "LogSoftmax": "log-softmax"}
 
 
-def _text(buf, a: int, b: int) -> str:
+def _text(buf: Buffer, a: int, b: int) -> str:
     return bytes(buf[a:b]).decode("utf-8", "replace")
 
 

@@ -51,6 +51,14 @@ def pair(text: str) -> tuple[str, str]:
     return inp, out
 
 
+def finite(xs: tuple[float, ...] | None) -> bool:
+    return xs is None or (len(xs) in (1, 3) and all(map(math.isfinite, xs)))
+
+
+def within(v: float | None, lo: float, hi: float) -> bool:
+    return v is None or lo <= v <= hi
+
+
 def check(condition: object, name: str, message: str) -> None:
     _check(condition, name, message, ImportOptionError)
 
@@ -119,8 +127,6 @@ class ImportOptions:
         o = self
         tasks = registry.importable()
         check(o.task in tasks, "task", f"must be one of {', '.join(tasks)}, got {o.task!r}")
-        finite = lambda xs: xs is None or (len(xs) in (1, 3) and all(map(math.isfinite, xs)))  # noqa: E731
-        within = lambda v, lo, hi: v is None or lo <= v <= hi  # noqa: E731
         check(o.output_kind in (None, "logits", "probabilities"), "output_kind", "is logits or probabilities")
         check(o.resample in (None, *RESAMPLE), "resample", f"is one of {', '.join(RESAMPLE)}")
         check(o.scale is None or (math.isfinite(o.scale) and o.scale > 0), "scale", f"must be > 0, got {o.scale}")

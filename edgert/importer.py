@@ -65,7 +65,7 @@ def _label_list(value: Any, where: str) -> list[str]:
     return labels
 
 
-def _labels(spec: str, session) -> list[str]:
+def _labels(spec: str, session: Any) -> list[str]:
     if spec == "metadata" or spec.startswith("metadata:"):
         meta = dict(session.get_modelmeta().custom_metadata_map)
         keys = [spec.split(":", 1)[1]] if ":" in spec else [k for k in LABEL_KEYS if k in meta]
@@ -92,7 +92,8 @@ def _labels(spec: str, session) -> list[str]:
     return _label_list([line.strip() for line in text.splitlines() if line.strip()], spec)
 
 
-def _image_pre(o: ImportOptions, shape: list, dtype: str, where: str) -> tuple[dict[str, Any], str]:
+def _image_pre(o: ImportOptions, shape: list[Any], dtype: str, where: str) -> tuple[dict[str, Any], str]:
+    mean, std, resample = o.mean or (0.0,), o.std or (1.0,), o.resample or "bilinear"  # set by _resolved
     if len(shape) != 4:
         raise ModelImportError(f"{where}: an image model takes (N, C, H, W) or (N, H, W, C); its input is {shape}")
     layout = o.layout or ("NCHW" if shape[1] == 3 else "NHWC" if shape[3] == 3 else None)
@@ -112,7 +113,7 @@ def _image_pre(o: ImportOptions, shape: list, dtype: str, where: str) -> tuple[d
         )
     if dtype not in ("tensor(float)", "tensor(float16)", "tensor(uint8)"):
         raise ModelImportError(f"{where}: image input type {dtype} is not float32, float16 or uint8")
-    if dtype == "tensor(uint8)" and (o.scale != 1 or any(o.mean) or any(s != 1 for s in o.std)):
+    if dtype == "tensor(uint8)" and (o.scale != 1 or any(mean) or any(s != 1 for s in std)):
         raise ImportOptionError("scale", f"{where}: a uint8 input takes pixels as they are: scale 1, no mean or std")
     pre: dict[str, Any] = {
         "kind": "image",
@@ -120,13 +121,13 @@ def _image_pre(o: ImportOptions, shape: list, dtype: str, where: str) -> tuple[d
         "size": {"shortest_edge": o.shortest_edge}
         if o.shortest_edge
         else dict(zip(("height", "width"), size or final)),
-        "resample": {v: k for k, v in _resample.NAMES.items()}[o.resample],
+        "resample": {v: k for k, v in _resample.NAMES.items()}[resample],
         "do_center_crop": o.crop is not None,
         "do_rescale": o.scale != 1,
         "rescale_factor": o.scale,
-        "do_normalize": bool(any(o.mean) or any(s != 1 for s in o.std)),
-        "image_mean": list(o.mean),
-        "image_std": list(o.std),
+        "do_normalize": bool(any(mean) or any(s != 1 for s in std)),
+        "image_mean": list(mean),
+        "image_std": list(std),
         "channel_order": o.channel_order,
         "layout": layout,
     }
@@ -135,7 +136,7 @@ def _image_pre(o: ImportOptions, shape: list, dtype: str, where: str) -> tuple[d
     return pre, layout
 
 
-def _audio_pre(o: ImportOptions, inputs, outputs, where: str) -> dict[str, Any]:
+def _audio_pre(o: ImportOptions, inputs: Any, outputs: Any, where: str) -> dict[str, Any]:
     if not o.sample_rate:
         raise ImportOptionError("sample_rate", f"is needed by task {o.task}")
     by_name = {i.name: i for i in inputs}
@@ -205,7 +206,7 @@ def _output_kind(o: ImportOptions, model: Path, output: str) -> str:
             "logits or probabilities: export the model without it, or import it as task raw"
         )
     inferred = "probabilities" if activation else None
-    if o.output_kind == "logits" and inferred:
+    if o.output_kind == "logits" and activation:
         raise ImportOptionError(
             "output_kind",
             f"logits contradicts the graph: {model.name} output {output} comes out of {activation.capitalize()}, so "
@@ -247,7 +248,7 @@ def _copy_model(model: Path, tmp: Path) -> list[str]:
     return names
 
 
-def _spec(xs) -> list[dict[str, Any]]:
+def _spec(xs: Any) -> list[dict[str, Any]]:
     """Inputs or outputs as the export's card lists them: name, NumPy dtype name, shape (symbolic dims as strings)."""
     return [
         {

@@ -20,6 +20,7 @@ import os
 import stat
 import warnings
 from pathlib import Path
+from typing import Any
 
 from .paths import home
 
@@ -137,19 +138,20 @@ def _stamp_path(key: str) -> Path:
     return home() / "verified" / hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def recall(path: Path, sha256: str) -> dict | None:
+def recall(path: Path, sha256: str) -> dict[str, Any] | None:
     """What was remembered with this exact file version when it last hashed to ``sha256``, or None."""
     key = _file_key(path, sha256)
     if key is None or secret() is None:
         return None
     try:
         mac, _, body = _stamp_path(key).read_text(encoding="utf-8").partition("\n")
-        return json.loads(body) if signed(key + "\n" + body, mac) else None
+        facts: dict[str, Any] = json.loads(body)
+        return facts if signed(key + "\n" + body, mac) else None
     except (OSError, ValueError):
         return None
 
 
-def remember(path: Path, sha256: str, facts: dict | None = None) -> None:
+def remember(path: Path, sha256: str, facts: dict[str, Any] | None = None) -> None:
     """Records that this file version hashed to ``sha256``, with facts derived from its bytes."""
     key = _file_key(path, sha256)
     if key is None:

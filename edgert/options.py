@@ -22,7 +22,7 @@ def option(
     help: str,
     flag: str | None = None,
     metavar: str | None = None,
-    choices: tuple[Any, ...] | None = None,
+    choices: tuple[Any, ...] | Callable[[], tuple[Any, ...]] | None = None,
     parse: Callable[[str], Any] | None = None,
     many: bool = False,
     shown: str | None = None,

@@ -9,13 +9,19 @@ length-delimited field's a (start, end) pair into the buffer, so a 90 MB model c
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from .errors import Malformed
 
+__all__ = ["Malformed", "fields", "messages", "packed_varints", "signed64", "varint"]
+
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 
+#: bytes, a memoryview or an mmap: anything indexable by position and slice
+Buffer = Any
 
-def varint(buf, pos: int, end: int) -> tuple[int, int]:
+
+def varint(buf: Buffer, pos: int, end: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if pos >= end or shift > 63:
@@ -28,7 +34,7 @@ def varint(buf, pos: int, end: int) -> tuple[int, int]:
         shift += 7
 
 
-def fields(buf, start: int, end: int) -> Iterator[tuple[int, int, object]]:
+def fields(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int, Any]]:
     """(field number, wire type, value) of each field of the message in ``buf[start:end]``."""
     pos = start
     while pos < end:
@@ -51,15 +57,15 @@ def fields(buf, start: int, end: int) -> Iterator[tuple[int, int, object]]:
         raise Malformed("message runs past its end")
 
 
-def messages(buf, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+def messages(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int, int]]:
     """(field number, start, end) of each length-delimited field: the sub-messages, strings and packed arrays."""
     for number, wire, value in fields(buf, start, end):
         if wire == LENGTH:
-            a, b = value  # type: ignore[misc]
+            a, b = value
             yield number, a, b
 
 
-def packed_varints(buf, start: int, end: int) -> list[int]:
+def packed_varints(buf: Buffer, start: int, end: int) -> list[int]:
     out, pos = [], start
     while pos < end:
         value, pos = varint(buf, pos, end)

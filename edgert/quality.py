@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -27,15 +27,15 @@ def builtin_texts(split: str) -> list[str]:
     stand for a newline and a tab)."""
     if split not in ("calibration", "validation"):
         raise ValueError(f"split must be calibration or validation, got {split!r}")
-    text = resources.files("edgert").joinpath("data", f"{split}.txt").read_text(encoding="utf-8")
+    text = resources.files("edgert").joinpath("data").joinpath(f"{split}.txt").read_text(encoding="utf-8")
     return [line.replace("\\n", "\n").replace("\\t", "\t") for line in text.splitlines() if line.strip()]
 
 
 def outputs(model: Any, items: Sequence[Any], *, batch_size: int) -> np.ndarray:
     """What a pipeline returns for ``items``: embeddings, or class scores for classifiers."""
     if hasattr(model, "embed"):
-        return model.embed(list(items), batch_size=batch_size)
-    return model.scores(list(items), batch_size=batch_size)
+        return cast(np.ndarray, model.embed(list(items), batch_size=batch_size))
+    return cast(np.ndarray, model.scores(list(items), batch_size=batch_size))
 
 
 def alone(model: Any, items: Sequence[Any]) -> np.ndarray:

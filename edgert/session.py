@@ -237,7 +237,7 @@ def create_session(
         and not config.custom_op_libraries
     )
     try:
-        if use_cache and integrity.secret() is not None:
+        if use_cache and model_sha256 is not None and integrity.secret() is not None:
             cached = cached_model_path(config, model_sha256)
             if _trusted(cached):
                 try:
@@ -248,7 +248,7 @@ def create_session(
                     pass  # damaged after all: rebuilt below
             _forget(cached)  # missing, unsigned, altered or stale: never trusted, rebuilt
             so = _options(config, config.graph_optimization)
-            tmp = cached.with_name(f".{cached.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp: Path | None = cached.with_name(f".{cached.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             try:
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 so.optimized_model_filepath = str(tmp)

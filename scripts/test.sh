@@ -8,5 +8,6 @@ scripts/bootstrap.sh dev
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 EDGERT_EXTENSIONS=1
 .venv/bin/ruff check edgert tests benchmarks examples setup.py
 .venv/bin/ruff format --check -q edgert tests benchmarks examples setup.py
+.venv/bin/mypy  # strict on edgert/ ([tool.mypy] in pyproject.toml)
 .venv/bin/python -m pytest -q "$@"
 echo "test.sh: wall time $(( $(date +%s) - start )) s" >&2

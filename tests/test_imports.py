@@ -35,3 +35,28 @@ def test_runtime_path_is_light(minilm_bundle, classifier_bundle):
         f"c = edgert.load({str(classifier_bundle)!r}).classify(['hello'])\nassert v.shape == (1, 384)"
     )
     assert not _loaded_after(code) & set(HEAVY)
+
+
+def test_a_typed_caller_narrows_load_without_a_private_import(tmp_path):
+    """edgert.load returns a Task; the pipeline classes are exported, so a strict type checker accepts narrowing
+    with isinstance and then knows the embedder's methods (mypy is the oracle)."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("mypy") is None and not _has_mypy():
+        pytest.skip("mypy is not installed (dev extra)")
+    code = tmp_path / "caller.py"
+    code.write_text(
+        "import numpy as np\nimport edgert\n\n\ndef vectors(path: str) -> np.ndarray:\n"
+        "    model = edgert.load(path)\n    assert isinstance(model, edgert.TextEmbedder)\n"
+        "    return model.embed(['x'])\n"
+    )
+    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", str(code)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _has_mypy() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("mypy") is not None

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import EdgertError, MeterUnavailable
 
@@ -93,7 +94,7 @@ class _Sampled:
         self._samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
 
-        def loop():
+        def loop() -> None:
             while not self._stop.is_set():
                 self._samples.append((time.perf_counter(), self.power_w()))
                 self._stop.wait(self.interval)
@@ -134,7 +135,7 @@ class HwmonMeter(_Sampled):
             raise MeterUnavailable(f"no INA219/INA226/INA3221 power sensor under {root}")
 
     @staticmethod
-    def _ina2xx(dev: Path, chip: str):
+    def _ina2xx(dev: Path, chip: str) -> tuple[Callable[[], float], str]:
         if (dev / "power1_input").exists():
             _read_int(dev / "power1_input")
             return (lambda: _read_int(dev / "power1_input") / 1e6), f"hwmon {chip} power1_input ({dev.name})"
@@ -145,10 +146,13 @@ class HwmonMeter(_Sampled):
         ), f"hwmon {chip} curr1_input x in1_input ({dev.name})"
 
     @staticmethod
-    def _ina3221(dev: Path):
-        rails = {}
+    def _ina3221(dev: Path) -> tuple[Callable[[], float], str]:
+        rails: dict[str, str] = {}
         for label in sorted(dev.glob("in*_label")):
-            n = re.fullmatch(r"in(\d+)_label", label.name).group(1)
+            m = re.fullmatch(r"in(\d+)_label", label.name)
+            if m is None:
+                continue
+            n = m.group(1)
             if (dev / f"curr{n}_input").exists() and (dev / f"in{n}_input").exists():
                 rails[label.read_text().strip()] = n
         if not rails:
@@ -166,6 +170,7 @@ class HwmonMeter(_Sampled):
         return read, f"hwmon ina3221 {'+'.join(chosen)} ({dev.name})"
 
     def power_w(self) -> float:
+        assert self.reader is not None  # set by __init__, or it raised
         return self.reader()
 
 
@@ -174,7 +179,8 @@ _PMIC_LINE = re.compile(r"^\s*(\S+?)_(A|V)\s+(current|volt)\(\d+\)=([0-9.]+)(A|V
 
 def parse_pmic(output: str) -> float:
     """Watts from `vcgencmd pmic_read_adc`: current and voltage lines paired by rail name, summed."""
-    amps, volts = {}, {}
+    amps: dict[str, float] = {}
+    volts: dict[str, float] = {}
     for line in output.splitlines():
         m = _PMIC_LINE.match(line)
         if m:
@@ -253,7 +259,7 @@ def profile_for(board: str | None, machine: str, root: str = "/") -> tuple[str, 
 METERS = ("rapl", "hwmon", "vcgencmd")
 
 
-def probe(powercap: Path = POWERCAP, hwmon: Path = HWMON, pmic: Callable[[], str] | None = None) -> dict:
+def probe(powercap: Path = POWERCAP, hwmon: Path = HWMON, pmic: Callable[[], str] | None = None) -> dict[str, Any]:
     """Every real meter: the usable ones, and why each other one is not."""
     found, why = {}, {}
     for name, make in (
@@ -268,7 +274,7 @@ def probe(powercap: Path = POWERCAP, hwmon: Path = HWMON, pmic: Callable[[], str
     return {"usable": found, "unavailable": why}
 
 
-def choose(choice: str, board: str | None, machine: str, watts_per_core: float | None = None, **probe_kw):
+def choose(choice: str, board: str | None, machine: str, watts_per_core: float | None = None, **probe_kw: Any) -> Any:
     """The meter for `--energy-meter CHOICE` (auto: the first real one, else the estimate)."""
 
     if choice == "estimate" or (choice == "auto" and watts_per_core is not None):

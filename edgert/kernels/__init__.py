@@ -16,6 +16,7 @@ import importlib
 import os
 from collections.abc import Sequence
 from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 
@@ -116,7 +117,7 @@ def pack(
     types = None if type_lists is None else [x if isinstance(x, list) else list(x) for x in type_lists]
     if types is not None and [len(t) for t in types] != [len(i) for i in ids]:
         raise ValueError("pack: type_lists must have the same lengths as id_lists")
-    return _impl(impl).pack(ids, types, int(pad_id))
+    return cast(tuple[np.ndarray, np.ndarray, np.ndarray | None], _impl(impl).pack(ids, types, int(pad_id)))
 
 
 def mean_pool(hidden: np.ndarray, mask: np.ndarray, *, impl: str | None = None) -> np.ndarray:
@@ -124,18 +125,18 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray, *, impl: str | None = None) 
     mask = np.ascontiguousarray(mask, dtype=np.int64)
     if mask.shape != hidden.shape[:2]:
         raise ValueError(f"mean_pool: mask shape {mask.shape} does not match hidden {hidden.shape[:2]}")
-    return _impl(impl).mean_pool(hidden, mask)
+    return cast(np.ndarray, _impl(impl).mean_pool(hidden, mask))
 
 
 def cls_pool(hidden: np.ndarray, *, impl: str | None = None) -> np.ndarray:
     hidden = _float(hidden, 3, "cls_pool hidden")
     if hidden.shape[1] == 0:
         raise ValueError("cls_pool: sequence length is 0")
-    return _impl(impl).cls_pool(hidden)
+    return cast(np.ndarray, _impl(impl).cls_pool(hidden))
 
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-12, *, impl: str | None = None) -> np.ndarray:
-    return _impl(impl).l2_normalize(_float(x, 2, "l2_normalize"), eps)
+    return cast(np.ndarray, _impl(impl).l2_normalize(_float(x, 2, "l2_normalize"), eps))
 
 
 #: Rows longer than this go to NumPy's softmax when no implementation is asked for: NumPy's SIMD exp wins on long
@@ -151,14 +152,14 @@ def softmax(x: np.ndarray, *, impl: str | None = None) -> np.ndarray:
         raise ValueError("softmax: no classes")
     if impl is None and x.shape[1] > SOFTMAX_COMPILED_MAX_CLASSES:
         return reference.softmax(x)
-    return _impl(impl).softmax(x)
+    return cast(np.ndarray, _impl(impl).softmax(x))
 
 
 def top_k(x: np.ndarray, k: int, *, impl: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     x = _float(x, 2, "top_k")
     if not 1 <= k <= x.shape[1]:
         raise ValueError(f"top_k: k must be between 1 and {x.shape[1]}, got {k}")
-    return _impl(impl).top_k(x, int(k))
+    return cast(tuple[np.ndarray, np.ndarray], _impl(impl).top_k(x, int(k)))
 
 
 def _uint8_image(image: np.ndarray, what: str) -> np.ndarray:
@@ -188,7 +189,7 @@ def resize(
         cols = _resample.nearest_index(w, width) if width != w else slice(None)
         return np.ascontiguousarray(image[rows][:, cols])
     if (height, width) == (h, w):
-        return image.copy()  # C order
+        return cast(np.ndarray, image.copy())  # C order
     image = np.ascontiguousarray(image)
     kern = _impl(impl)
     passes = [

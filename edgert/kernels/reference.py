@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import operator
 from itertools import chain
+from typing import cast
 
 import numpy as np
 
 
-def _rows(lists: object, what: str) -> list:
+def _rows(lists: object, what: str) -> list[list[int]]:
     if type(lists) is not list:
         raise TypeError(f"pack: {what} must be a list of lists of int, got {type(lists).__name__}")
     for i, row in enumerate(lists):
@@ -26,7 +27,7 @@ def _rows(lists: object, what: str) -> list:
 def _token(x: object) -> int:
     if isinstance(x, (str, bytes, float)):
         raise TypeError(f"pack: token ids must be integers, got {type(x).__name__} {x!r}")
-    return operator.index(x)
+    return operator.index(x)  # type: ignore[arg-type]  # any object: a non-integer raises TypeError
 
 
 def pack(
@@ -67,7 +68,7 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     m = keep.astype(hidden.dtype)
     summed = np.einsum("btd,bt->bd", np.where(keep[:, :, None], hidden, hidden.dtype.type(0)), m)
     counts = np.maximum(m.sum(axis=1, keepdims=True), hidden.dtype.type(1e-9))
-    return summed / counts
+    return cast(np.ndarray, summed / counts)
 
 
 def cls_pool(hidden: np.ndarray) -> np.ndarray:
@@ -79,7 +80,7 @@ def cls_pool(hidden: np.ndarray) -> np.ndarray:
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """x / max(||x||, eps) per row, as torch.nn.functional.normalize does."""
     norms = np.sqrt(np.einsum("bd,bd->b", x, x, dtype=np.float64))
-    return (x / np.maximum(norms, eps)[:, None]).astype(x.dtype, copy=False)
+    return cast(np.ndarray, (x / np.maximum(norms, eps)[:, None]).astype(x.dtype, copy=False))
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -87,7 +88,7 @@ def softmax(x: np.ndarray) -> np.ndarray:
         raise ValueError("softmax: no classes")
     shifted = x - x.max(axis=1, keepdims=True)
     e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
+    return cast(np.ndarray, e / e.sum(axis=1, keepdims=True))
 
 
 def top_k(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +127,7 @@ def resample_horizontal(img: np.ndarray, bounds: np.ndarray, weights: np.ndarray
         idx = np.minimum(bounds[:, 0] + j, width_in - 1)
         w = np.where(j < bounds[:, 1], weights[:, j], 0)  # taps past a window's count are not read
         acc += img[:, idx, :].astype(np.int64) * w[None, :, None]
-    return np.clip(acc >> 22, 0, 255).astype(np.uint8)
+    return cast(np.ndarray, np.clip(acc >> 22, 0, 255).astype(np.uint8))
 
 
 def resample_vertical(img: np.ndarray, bounds: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -138,7 +139,7 @@ def resample_vertical(img: np.ndarray, bounds: np.ndarray, weights: np.ndarray) 
         idx = np.minimum(bounds[:, 0] + j, height_in - 1)
         w = np.where(j < bounds[:, 1], weights[:, j], 0)
         acc += img[idx, :, :].astype(np.int64) * w[:, None, None]
-    return np.clip(acc >> 22, 0, 255).astype(np.uint8)
+    return cast(np.ndarray, np.clip(acc >> 22, 0, 255).astype(np.uint8))
 
 
 def to_chw(img: np.ndarray, lut: np.ndarray, out: np.ndarray) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -28,8 +29,10 @@ NAMES = {
 }
 PRECISION_BITS = 22  # 32 - 8 - 2, as in Pillow
 
-_sin = np.frompyfunc(math.sin, 1, 1)  # the C library's sin, as Pillow calls it (NumPy's SIMD sin may differ by an ulp)
-_cos = np.frompyfunc(math.cos, 1, 1)
+_sin: Any = np.frompyfunc(
+    math.sin, 1, 1
+)  # the C library's sin, as Pillow calls it (NumPy's SIMD sin may differ by an ulp)
+_cos: Any = np.frompyfunc(math.cos, 1, 1)
 _F054 = float(np.float32(0.54))  # Pillow writes 0.54f and 0.46f: float constants widened to double
 _F046 = float(np.float32(0.46))
 

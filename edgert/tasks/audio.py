@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ MAX_WAV_BYTES = 4 << 30  # 4 GiB: a RIFF size field cannot say more
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 
 
-def _wav_chunks(data: bytes, where: str):
+def _wav_chunks(data: bytes, where: str) -> Iterator[tuple[bytes, int, int]]:
     """(chunk id, start, end) of each chunk of a RIFF/WAVE file; a chunk that claims more than the file holds
     (a streaming writer's 0xFFFFFFFF) ends at the end of the file."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
@@ -219,7 +220,7 @@ class AudioStream(Task):
 
     @property
     def seconds_per_window(self) -> float:
-        return self.window / self.sample_rate
+        return float(self.window / self.sample_rate)
 
     def stream(self) -> Stream:
         return Stream(self)
@@ -240,7 +241,7 @@ class AudioStream(Task):
         rules = SegmentRules(threshold, end_threshold, min_speech_ms, min_silence_ms, speech_pad_ms)
         audio = as_samples(samples)
         probs = self.stream().push(audio, flush=True)
-        found = speech_samples(probs, self.window, self.sample_rate, len(audio), rules)
+        found = speech_samples(probs.tolist(), self.window, self.sample_rate, len(audio), rules)
         return [(round(a / self.sample_rate, 6), round(b / self.sample_rate, 6)) for a, b in found]
 
 
@@ -285,7 +286,7 @@ class Stream:
         for k in range(n):
             window = self._buffer[k * m.window : (k + 1) * m.window]
             chunk = np.concatenate([self._context, window]) if m.context else window
-            feeds = {m.audio_input: chunk[None, :], **self._state}
+            feeds: dict[str, Any] = {m.audio_input: chunk[None, :], **self._state}
             if m.rate_input:
                 feeds[m.rate_input] = m._rate
             result = m.run_session(m._fetch, feeds)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 from dataclasses import replace
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..bundle import Bundle
 from ..errors import InputError, TaskError
@@ -84,10 +84,10 @@ class Task:
         last = shape[-1] if shape and len(shape) >= 2 else None
         return last if isinstance(last, int) and last > 0 else None
 
-    def run_session(self, outputs: list[str], feeds: dict, hint: str = "") -> list:
+    def run_session(self, outputs: list[str], feeds: dict[str, Any], hint: str = "") -> list[Any]:
         """session.run, with onnxruntime's failure as one TaskError line naming what was fed (and ``hint``)."""
         try:
-            return self.session.run(outputs, feeds)
+            return list(self.session.run(outputs, feeds))
         except Exception as exc:  # onnxruntime's own exception types
             text = str(exc).strip()
             first = text.splitlines()[0] if text else type(exc).__name__

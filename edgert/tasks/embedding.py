@@ -67,4 +67,5 @@ class TextEmbedder(Task):
             if out is None:
                 out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
             out[idx] = pooled
+        assert out is not None  # texts is not empty, so one batch ran
         return out

@@ -207,7 +207,7 @@ def _decode(source: object, index: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # edgert's own limit applies below
-            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:  # type: ignore[arg-type]
                 return _pil_rgb(im, index, name)
     except FileNotFoundError:
         raise EdgertError(f"image {index}: {name}: no such file") from None
@@ -239,7 +239,7 @@ def max_pixels() -> int:
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 
 
-def _pil_rgb(im, index: int, name: str) -> np.ndarray:
+def _pil_rgb(im: Any, index: int, name: str) -> np.ndarray:
     """A PIL image to uint8 RGB, checked against the pixel limit before its pixels are decoded.
 
     16-bit grey (PNG's 16-bit depth) is scaled to 8 bits (v * 255 / 65535, rounded), where Pillow's convert
@@ -288,7 +288,7 @@ def to_rgb(image: object, index: int = 0) -> np.ndarray:
     return image[:, :, :3]
 
 
-def check_images(images: object) -> list:
+def check_images(images: object) -> list[Any]:
     """One image or a sequence of them, as a list (arrays of shape (N, H, W, C) are N images)."""
     if isinstance(images, (str, os.PathLike, bytes)) or _is_pil(images):
         return [images]

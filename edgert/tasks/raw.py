@@ -38,9 +38,11 @@ class RawModel(Task):
         if bundle is not None:
             super().__init__(bundle, variant=variant, config=config, verify=verify)
         else:
-            self.bundle = None
-            self.variant = None
+            self.bundle = None  # type: ignore[assignment]  # a bare file has no bundle
+            self.variant = None  # type: ignore[assignment]
             self.verified = False  # a bare file has no manifest to verify against; it is never cached optimised
+            if model_path is None:
+                raise TaskError("RawModel needs a bundle or a model_path")
             self.model_path = Path(model_path)
             self.session_config = (config or SessionConfig()).resolved()
             self.session = create_session(Path(model_path), self.session_config)

@@ -123,7 +123,7 @@ class TextEncoder:
             if all(len(t) <= window for t in texts):
                 if len(texts) == 1:
                     return [self.tokenizer.encode(texts[0])]
-                return self.tokenizer.encode_batch(texts)
+                return list(self.tokenizer.encode_batch(texts))
             return [self._encode_long(t, window) if len(t) > window else self.tokenizer.encode(t) for t in texts]
         except Exception:
             _check_unicode(texts)  # the tokenizer's own message does not say which text or why
