@@ -11,6 +11,8 @@ import pytest
 import edgert
 from edgert.tasks import text
 
+from .helpers import EMULATED
+
 random.seed(0)
 LONG = {
     "english": "The quick brown fox jumps over the lazy dog. " * 400,
@@ -37,7 +39,8 @@ def test_the_cut_keeps_the_tokens_of_the_whole_text(embedder, name):
 
 
 def test_long_texts_embed_as_their_uncut_tokens_in_a_batch(embedder):
-    texts = list(LONG.values()) + ["short one", ""]
+    long = list(LONG.values())[:2] if EMULATED else list(LONG.values())  # each model run costs 20-50x under qemu
+    texts = long + ["short one", ""]
     got = embedder.embed(texts, batch_size=3)
     for t, v in zip(texts, got):
         ids = embedder.encoder.tokenizer.encode(t).ids
