@@ -315,7 +315,24 @@ def image_input(task: Task) -> tuple[ImagePreprocessor, str, np.dtype]:
     return preprocessor, inp.name, numpy_dtype(inp.type)
 
 
-class ImageClassifier(Classifier):
+class ImageInput:
+    """What every image pipeline shares once ``image_input`` has set its preprocessor, input name and dtype."""
+
+    preprocessor: ImagePreprocessor
+    input: str
+    input_dtype: np.dtype
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.preprocessor.size
+
+    def preprocess(self, images: object) -> np.ndarray:
+        """The model input for these images: (n, 3, height, width), or (n, height, width, 3) for NHWC."""
+        items = check_images(images)
+        return self.preprocessor([to_rgb(x, i) for i, x in enumerate(items)], self.input_dtype)
+
+
+class ImageClassifier(ImageInput, Classifier):
     """``classify(images, top_k=1)`` returns, per image, the top_k (label, score) pairs, best first."""
 
     tasks = ("image-classification",)
@@ -330,15 +347,6 @@ class ImageClassifier(Classifier):
     ):
         super().__init__(bundle, variant=variant, config=config, verify=verify)
         self.preprocessor, self.input, self.input_dtype = image_input(self)
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return self.preprocessor.size
-
-    def preprocess(self, images: object) -> np.ndarray:
-        """The model input for these images: (n, 3, height, width), or (n, height, width, 3) for NHWC."""
-        items = check_images(images)
-        return self.preprocessor([to_rgb(x, i) for i, x in enumerate(items)], self.input_dtype)
 
     def scores(self, images: object, *, batch_size: int = 8) -> np.ndarray:
         """Probabilities, float32 (n, num_labels)."""

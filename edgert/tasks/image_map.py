@@ -10,10 +10,10 @@ from ..bundle import MANIFEST, Bundle, setting
 from ..errors import BundleError
 from ..session import SessionConfig
 from .base import Task, positive
-from .image import IMAGE_OPTIONS, check_images, image_input, to_rgb
+from .image import IMAGE_OPTIONS, ImageInput, check_images, image_input, to_rgb
 
 
-class ImageMap(Task):
+class ImageMap(ImageInput, Task):
     """``maps(images)`` returns the model's output for each image: float32 (n, ...) as the model shapes it (for
     example (n, classes, H, W) logits of a segmenter). ``image_size`` is the (height, width) the model sees."""
 
@@ -31,14 +31,6 @@ class ImageMap(Task):
         self.output = setting(bundle.post, "output", str, self.output_names[0], f"{bundle.path / MANIFEST} post")
         if self.output not in self.output_names:
             raise BundleError(f"{bundle.path}: model has no output {self.output!r} (has {self.output_names})")
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return self.preprocessor.size
-
-    def preprocess(self, images: object) -> np.ndarray:
-        items = check_images(images)
-        return self.preprocessor([to_rgb(x, i) for i, x in enumerate(items)], self.input_dtype)
 
     def maps(self, images: object, *, batch_size: int = 8) -> np.ndarray:
         items = check_images(images)
