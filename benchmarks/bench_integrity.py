@@ -56,7 +56,7 @@ def _hog(stop) -> None:
         sum(i * i for i in range(10_000))
 
 
-def _bench(bundle: Path, out: Path, seq: int, cold: int) -> dict:
+def _bench(bundle: Path, out: Path, seq: int, cold: int) -> records.BenchResult:
     cmd = [sys.executable, "-m", "edgert.cli.main", "bench", str(bundle), *BENCH, "--seq-len", str(seq)]
     subprocess.run([*cmd, "--cold-runs", str(cold), "--json", str(out)], check=True, capture_output=True)
     return records.load(out)
@@ -111,12 +111,13 @@ def main() -> None:
             detected += lat.regression(0.10)
             excused += compare.decide(a, b, changes, 0.10, strict=False)[0] == 0 and lat.regression(0.10)
     n_slow = len(base) * len(slow)
-    p50 = [b["summary"]["p50"] for b in base]
-    spreads = [b["configs"][0]["latency"]["spread"] for b in base]
+    p50 = [p for b in base if (p := b.summary().p50) is not None]
+    spreads = [b.configs[0].latency.spread for b in base if b.configs[0].latency is not None]
     per_call = [(long[0] - short[0]) / 200 * 1e3 for long, short in outside]
     first = [short[1] * 1e3 for _, short in outside]
     wall = [short[0] * 1e3 for _, short in outside]
-    cold = base[0]["cold_start"]
+    cold = base[0].cold_start
+    assert cold is not None and cold.median_ms is not None
     situation = "a CPU hog on one core throughout" if args.busy else "no hog"
     situation += f"; {args.note}" if args.note else ""
     lines = [
@@ -131,7 +132,7 @@ def main() -> None:
         f"flagged in {detected} of {n_slow} pairs ({excused} of those excused as noisy)",
         f"- bench p50 (median of {args.runs} runs): {stats.median(p50):.2f} ms; outside, whole processes "
         f"((load + 201 calls) - (load + 1 call)) / 200: {stats.median(per_call):.2f} ms (a mean, medians of 5)",
-        f"- bench cold start (median of {len(cold['runs'])} fresh processes): {cold['median_ms']:.0f} ms; outside, "
+        f"- bench cold start (median of {len(cold.runs_ms)} fresh processes): {cold.median_ms:.0f} ms; outside, "
         f"process start to exit after one result: {stats.median(wall):.0f} ms, of which start to first result "
         f"inside the child {stats.median(first):.0f} ms",
     ]

@@ -63,6 +63,10 @@ class BudgetError(EdgertError):
     """A budget that does not parse; the message points at the bad token."""
 
 
+class RecordError(EdgertError, ValueError):
+    """A result file (bench, and what builds on it) that is not what its format says: one line naming where."""
+
+
 class BudgetMissError(ExportError):
     """No quantization recipe met the accuracy budget; the bundle was written with fp32 as its default model."""
 

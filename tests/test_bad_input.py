@@ -239,37 +239,70 @@ def test_bench_refuses_before_any_work(capsys, tmp_path, minilm_bundle, argv, ca
     assert cause in _one_line(err)
 
 
-def _result(tmp_path: Path, name: str, **change) -> str:
-    data = {
-        "schema": "edgert.bench/1",
-        "configs": [{"threads": 1, "latency": {"rounds_p50_ms": [10.0, 10.2, 9.9, 10.1]}, "throughput": []}],
-        "summary": {},
-    }
-    data.update(change)
+SAVED = Path(__file__).parent / "data" / "bench" / "v1_a.json"  # written by edgert 423de09
+
+
+def _result(tmp_path: Path, name: str, change=None, v1: bool = False) -> str:
+    """A real bench result (today's format, or the first one as it was written), with CHANGE applied."""
+    from edgert.bench import records
+
+    data = json.loads(SAVED.read_text()) if v1 else records.load(SAVED).to_json()
+    if change is not None:
+        change(data)
     path = tmp_path / name
     path.write_text(json.dumps(data))
     return str(path)
 
 
+def _set(path: str, value):
+    """A change that sets the value at PATH ("configs.0.latency.rounds_p50_ms.1") to VALUE."""
+
+    def change(data):
+        *parents, last = [int(k) if k.isdigit() else k for k in path.split(".")]
+        for key in parents:
+            data = data[key]
+        if value is _DELETE:
+            del data[last]
+        else:
+            data[last] = value
+
+    return change
+
+
+_DELETE = object()
+
+
 @pytest.mark.parametrize(
-    "change, cause",
+    "change, v1, cause",
     [
-        ({"configs": "lots"}, "not a bench result compare can read"),
-        ({"configs": [{"latency": {}}]}, "KeyError: 'threads'"),
-        ({"configs": [{"threads": 1, "latency": {"rounds_p50_ms": [10.0, float("nan"), 9.0]}}]}, "nan is not a finite"),
-        ({"configs": [{"threads": 1, "latency": {"rounds_p50_ms": [10.0, -1.0, 9.0]}}]}, "-1.0 is not a finite"),
-        ({"noise": ["busy"]}, "not a bench result compare can read"),
-        ({"summary": {"energy": -3.0}}, "energy: -3.0 is not a finite number > 0"),
+        (_set("configs", "lots"), False, "$.configs: expected a list, got text"),
+        (_set("configs.0.threads", _DELETE), False, "$.configs[0].threads: required key missing"),
+        (_set("configs.0.latency.rounds_p50_ms.1", float("nan")), False, "not valid JSON (NaN is not a number"),
+        (_set("configs.0.latency.rounds_p50_ms.1", -1.0), False, "latency round medians: -1.0 is not a number > 0"),
+        (_set("configs.0.latency.samples_ns.3", 2.5), False, "samples_ns[3]: expected a whole number, got 2.5"),
+        (_set("noise", ["busy"]), False, "$.noise: expected an object, got a list"),
+        (_set("energy.joules", -3.0), False, "energy: -3.0 J over"),
+        (_set("settings.rounds", 0), False, "$.settings: rounds: must be between 1 and 100, got 0"),
+        (_set("schema", "edgert.bench/9"), False, "schema 'edgert.bench/9'; this version reads 'edgert.bench/2'"),
+        (_set("configs.0.threads", _DELETE), True, "not a readable edgert.bench/1 result (KeyError: 'threads')"),
+        (_set("configs.0.latency.rounds_p50_ms.1", "10"), True, "rounds_p50_ms[1]: expected a finite number"),
     ],
-    ids=["configs-not-a-list", "missing-threads", "nan-sample", "negative-sample", "noise-not-a-dict", "neg-energy"],
-)
-def test_compare_refuses_malformed_results(capsys, tmp_path, change, cause):
+    ids=["configs-not-a-list", "missing-threads", "nan-sample", "negative-sample", "fractional-ns", "noise-not-a-dict",
+         "neg-energy", "bad-setting", "unknown-schema", "v1-missing-threads", "v1-text-sample"],
+)  # fmt: skip
+def test_compare_refuses_malformed_results(capsys, tmp_path, change, v1, cause):
     a = _result(tmp_path, "a.json")
-    b = _result(tmp_path, "b.json", **change)
+    b = _result(tmp_path, "b.json", change, v1=v1)
     code, out, err = _cli(capsys, ["compare", a, b])
     assert code == 2
     line = _one_line(err)
     assert "b.json" in line and cause in line
+
+
+def test_compare_reads_the_unchanged_files(capsys, tmp_path):
+    a, b = _result(tmp_path, "a.json"), _result(tmp_path, "b.json", v1=True)
+    code, out, err = _cli(capsys, ["compare", a, b])
+    assert code == 0 and "latency p50 (threads 1): same (0.02835 ms)" in out, err
 
 
 @pytest.mark.parametrize("flag", ["--threshold", "--fail-on"])
@@ -282,9 +315,10 @@ def test_compare_refuses_negative_thresholds(capsys, tmp_path, flag):
 
 def test_unmeasured_budget_says_not_measured_not_violated():
     from edgert.bench.budget import evaluate, parse
+    from edgert.bench.records import Summary
 
-    rows = evaluate(parse("energy<=5mJ,p50<=10ms"), {"threads=1": {"energy": None, "p50": 12.0}})
-    assert [(r["budget"], r["status"], r["passed"]) for r in rows] == [
+    rows = evaluate(parse("energy<=5mJ,p50<=10ms"), {"threads=1": Summary(energy=None, p50=12.0)})
+    assert [(r.budget, r.status, r.passed) for r in rows] == [
         ("energy<=5mJ", "not measured", False),
         ("p50<=10ms", "violated", False),
     ]

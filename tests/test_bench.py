@@ -3,6 +3,8 @@ Ctrl-C, and compare's significance test."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +14,10 @@ import numpy as np
 import pytest
 
 from edgert.bench import budget, compare, records, report, runner
+from edgert.bench.noise import Noise
 from edgert.bench.runner import BenchConfig
+from edgert.bench.spec import ColdParts
+from edgert.device import Description
 from edgert.errors import EdgertError
 
 QUICK = dict(min_time=0.2, min_count=20, throughput_time=0.1, warmup=2, energy_time=0.2, batch_sizes=(1, 4))
@@ -89,10 +94,10 @@ def test_budget_toml(tmp_path):
 
 
 def test_budget_evaluation_judges_every_configuration():
-    one = {"p95": 19.0, "energy": None, "throughput": 9.0}
-    two = {"p95": 25.0, "energy": None, "throughput": 30.0}
+    one = records.Summary(p95=19.0, energy=None, throughput=9.0)
+    two = records.Summary(p95=25.0, energy=None, throughput=30.0)
     rows = budget.evaluate(budget.parse("p95<=20ms,energy<=5mJ,throughput>=10/s"), {"threads=1": one, "threads=2": two})
-    got = [(r["budget"], r["config"], r["passed"]) for r in rows]
+    got = [(r.budget, r.config, r.passed) for r in rows]
     assert got == [
         ("p95<=20ms", "threads=1", True),
         ("p95<=20ms", "threads=2", False),  # the slower configuration fails even though the first passes
@@ -101,6 +106,11 @@ def test_budget_evaluation_judges_every_configuration():
         ("throughput>=10/s", "threads=1", False),  # the best of all configurations does not rescue this one
         ("throughput>=10/s", "threads=2", True),
     ]
+    assert [r.status for r in rows[2:4]] == ["not measured", "not measured"] and rows[1].status == "violated"
+
+
+def test_every_budget_metric_is_a_summary_figure():
+    assert set(budget.METRICS) == set(records.Summary.names())
 
 
 # runs
@@ -114,33 +124,78 @@ def bare_result(mixed_model):
 
 def test_bench_bare_onnx_with_mixed_dtypes(bare_result):
     r = bare_result
-    assert r["complete"] and r["target"]["kind"] == "raw"
-    assert "ids 1x4 int32" in r["target"]["description"] and "half 1x16 float16" in r["target"]["description"]
-    (c,) = r["configs"]
-    assert len(c["latency"]["samples"]) >= 20
-    assert [t["batch"] for t in c["throughput"]] == [1, 4]
-    assert r["summary"]["p50"] > 0 and r["summary"]["cold"] > 0 and r["summary"]["rss"] > 10
-    assert r["energy"]["estimated"] is True and "estimated" in r["energy"]["source"]
-    assert r["energy"]["mj_per_inference"] > 0
+    assert r.complete and r.target is not None and r.target.kind == "raw"
+    assert "ids 1x4 int32" in r.target.description and "half 1x16 float16" in r.target.description
+    (c,) = r.configs
+    assert c.latency is not None and len(c.latency.samples_ns) >= 20
+    assert [t.batch for t in c.throughput] == [1, 4]
+    s = r.summary()
+    assert s.p50 is not None and s.cold is not None and s.rss is not None and s.rss > 10
+    # the summary is computed from the samples the run recorded
+    assert s.p50 == pytest.approx(np.percentile(np.array(c.latency.samples_ns) / 1e6, 50))
+    assert r.cold_start is not None and s.cold == pytest.approx(np.median(r.cold_start.runs_ms))
+    assert s.throughput == max(np.median(t.rounds_items_per_s) for t in c.throughput)
+    assert r.energy is not None and r.energy.estimated is True and "estimated" in r.energy.source
+    assert s.energy == pytest.approx(r.energy.joules * 1e3 / r.energy.inferences) and r.energy.inferences >= 10
 
 
-def test_json_schema_roundtrip(bare_result, tmp_path):
+def test_json_round_trip(bare_result, tmp_path):
     path = records.save(bare_result, tmp_path / "r.json")
-    data = records.load(path)
-    assert data["schema"] == "edgert.bench/1"
+    assert records.load(path) == bare_result  # every field back, with its type
+    data = json.loads(path.read_text())
+    assert data["schema"] == records.SCHEMA == "edgert.bench/2"
     for key in ("machine", "software", "settings", "configs", "summary", "cold_start", "memory", "energy", "target"):
         assert key in data, key
     assert {"cpu", "features", "os", "governor", "providers", "kernels"} <= set(data["machine"])
     lat = data["configs"][0]["latency"]
-    assert lat["unit"] == "ns" and all(isinstance(x, int) for x in lat["samples"])
+    assert all(isinstance(x, int) for x in lat["samples_ns"])
+    # the derived figures written for readers are the ones computed from the samples in the file
     stats = lat["stats_ms"]
-    assert list(stats) == list(records.Stats.fields)
-    ms = np.array(lat["samples"]) / 1e6
+    ms = np.array(lat["samples_ns"]) / 1e6
     assert stats["p50"] == pytest.approx(np.percentile(ms, 50)) and stats["max"] == pytest.approx(ms.max())
     assert stats["cv"] == pytest.approx(ms.std(ddof=1) / ms.mean())
+    assert data["summary"]["p95"] == pytest.approx(np.percentile(ms, 95))
+    t = data["configs"][0]["throughput"][0]
+    assert t["items_per_s"] == pytest.approx(np.median(t["rounds_items_per_s"]))
     (tmp_path / "bad.json").write_text('{"schema": "other/1"}')
     with pytest.raises(EdgertError, match="not an edgert bench result"):
         records.load(tmp_path / "bad.json")
+
+
+V1 = Path(__file__).parent / "data" / "bench"
+
+
+def test_a_file_written_by_the_first_format_still_loads():
+    """tests/data/bench/v1_*.json were written by `edgert bench` of edgert 423de09 (format edgert.bench/1,
+    see the README there). They load into today's records, and the figures recomputed from their samples
+    are the ones that version wrote in its own summary."""
+    for name in ("v1_a.json", "v1_b.json"):
+        raw = json.loads((V1 / name).read_text())
+        r = records.load(V1 / name)
+        assert raw["schema"] == "edgert.bench/1" and r.complete
+        assert [c.threads for c in r.configs] == [1, 2] and r.settings.rounds == 4
+        (c1, _) = r.configs
+        assert c1.latency is not None and list(c1.latency.samples_ns) == raw["configs"][0]["latency"]["samples"]
+        assert r.target is not None and r.target.input.inputs == raw["target"]["inputs"]
+        assert r.cold_start is not None and list(r.cold_start.runs_ms) == raw["cold_start"]["runs"]
+        for key, value in raw["summary"].items():
+            assert r.summary().get(key) == pytest.approx(value), key
+        assert [(b.budget, b.config, b.status) for b in r.budget] == [
+            (b["budget"], b["config"], b["status"]) for b in raw["budget"]
+        ]
+        assert records.BenchResult.from_json(r.to_json()) == r  # and it is saved in today's format
+
+
+def test_compare_reads_files_of_the_first_format_beside_new_ones(tmp_path):
+    a, b = records.load(V1 / "v1_a.json"), records.load(V1 / "v1_b.json")
+    changes = {ch.metric: ch for ch in compare.compare(a, b)}
+    assert set(changes) >= {"latency p50 (threads 1)", "throughput batch 4 (threads 2)", "cold start", "rss"}
+    lat = changes["latency p50 (threads 1)"]
+    xa, xb = a.configs[0].latency.rounds_p50_ms, b.configs[0].latency.rounds_p50_ms  # type: ignore[union-attr]
+    assert lat.ratio == pytest.approx(np.exp(np.mean(np.log(xb)) - np.mean(np.log(xa))))
+    records.save(b, tmp_path / "b2.json")  # the same run, saved again in today's format
+    r = _cli("compare", str(V1 / "v1_a.json"), str(tmp_path / "b2.json"))
+    assert r.returncode == 0 and "latency p50 (threads 1)" in r.stdout, r.stderr
 
 
 def test_dynamic_dimension_without_shape_names_the_flag(mixed_model):
@@ -160,12 +215,14 @@ def test_ctrl_c_keeps_the_samples(mixed_model, monkeypatch):
 
     monkeypatch.setattr(runner, "_round", interrupted)
     r = runner.run(BenchConfig(target=mixed_model, shapes=("half=1x8",), cold_runs=1, **{**QUICK, "rounds": 5}))
-    assert r["complete"] is False and r["interrupted_in"].startswith("latency and throughput")
-    latency = r["configs"][0]["latency"]
-    assert len(latency["rounds_p50_ms"]) == 2 and latency["meta"]["rounds"] == 2  # the finished rounds are kept
-    assert len(latency["samples"]) >= 2 * 4  # min_count 20 over 5 rounds: at least 4 each
-    assert [len(t["rounds_items_per_s"]) for t in r["configs"][0]["throughput"]] == [2, 2]
-    assert "cold_start" not in r and r["summary"]["p50"] is not None
+    assert r.complete is False and r.interrupted_in is not None
+    assert r.interrupted_in.startswith("latency and throughput")
+    latency = r.configs[0].latency
+    assert latency is not None and len(latency.rounds_p50_ms) == 2  # the finished rounds are kept
+    assert len(latency.samples_ns) >= 2 * 4  # min_count 20 over 5 rounds: at least 4 each
+    assert [len(t.rounds_items_per_s) for t in r.configs[0].throughput] == [2, 2]
+    assert r.cold_start is None and r.summary().p50 is not None
+    assert records.BenchResult.from_json(r.to_json()) == r  # an interrupted run saves and loads whole
 
 
 def _cli(*args, check_rc=None):
@@ -194,7 +251,7 @@ def test_cli_budget_exit_codes(mixed_model, tmp_path):
     ]
     out = tmp_path / "r.json"
     ok = _cli("bench", *common, "--budget", "p99<=10s", "--json", str(out), check_rc=0)
-    assert "PASS" in ok.stdout and records.load(out)["budget"][0]["passed"] is True
+    assert "PASS" in ok.stdout and records.load(out).budget[0].passed is True
     bad = _cli("bench", *common, "--budget", "p50<=1ns", check_rc=1)
     assert "FAIL" in bad.stdout and "budget violated: p50<=1ns (threads=auto)" in bad.stderr
     usage = _cli("bench", *common, "--budget", "p50<=1parsec", check_rc=2)
@@ -231,8 +288,9 @@ def test_cli_bench_on_text_bundle_with_plot(minilm_bundle, tmp_path):
     )
     assert "text of 32 tokens" in r.stdout and "ESTIMATED" in r.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    data = records.load(tmp_path / "r.json")
-    assert data["target"]["task"] == "sentence-embedding" and abs(data["target"]["mean_tokens"] - 32) <= 2
+    target = records.load(tmp_path / "r.json").target
+    assert target is not None and target.task == "sentence-embedding"
+    assert target.input.mean_tokens is not None and abs(target.input.mean_tokens - 32) <= 2
 
 
 # true throughput, raw inputs, threads
@@ -283,13 +341,13 @@ def test_a_fixed_batch_is_refused_not_multiplied(fixed_model):
         target=fixed_model, values=("sr=16000",), cold_runs=0, energy_meter="off", **{**QUICK, "rounds": 1}
     )
     r = runner.run(config)
-    (c,) = r["configs"]
-    assert c["refused"] == ["batch 4 refused: input 'x' has a fixed batch of 1"]
-    (t,) = c["throughput"]  # only the batch that ran
-    assert t["batch"] == 1 and t["items_per_call"] == 1
+    (c,) = r.configs
+    assert c.refused == ("batch 4 refused: input 'x' has a fixed batch of 1",)
+    (t,) = c.throughput  # only the batch that ran
+    assert t.batch == 1 and t.items_per_call == 1
     # one round: items/s is exactly the one item per call over the median call time of that round's samples
-    assert t["items_per_s"] == pytest.approx(1e9 / np.median(t["run"]["samples"]))
-    assert "sr scalar int64=16000" in r["target"]["description"]
+    assert t.items_per_s == pytest.approx(1e9 / np.median(t.samples_ns))
+    assert r.target is not None and "sr scalar int64=16000" in r.target.description
     shown = report.markdown(r)
     assert "batch 4 refused: input 'x' has a fixed batch of 1" in shown and "| 1 | 4 |" not in shown
 
@@ -308,7 +366,7 @@ def test_an_input_file_is_tiled_to_the_batch_for_real(dynamic_model, tmp_path):
     r = runner.run(
         BenchConfig(target=dynamic_model, input_file=data, cold_runs=0, energy_meter="off", **{**QUICK, "rounds": 2})
     )
-    assert [t["items_per_call"] for t in r["configs"][0]["throughput"]] == [1, 4]
+    assert [t.items_per_call for t in r.configs[0].throughput] == [1, 4]
 
 
 def test_a_scalar_needs_a_value_and_a_failing_model_is_one_line(fixed_model, dynamic_model, tmp_path):
@@ -341,8 +399,8 @@ def test_the_thread_count_reported_is_the_one_that_ran(mixed_model, tmp_path, mo
     out = tmp_path / "r.json"
     r = _cli(*common, "--threads", "2", "--batch-sizes", "1", "--json", str(out), check_rc=0)
     assert r.stderr.count("warning: EDGERT_THREADS=1 overrides --threads 2") == 1
-    (c,) = records.load(out)["configs"]
-    assert (c["threads"], c["threads_requested"], c["threads_source"]) == (1, 2, "EDGERT_THREADS")
+    (c,) = records.load(out).configs
+    assert (c.threads, c.threads_requested, c.threads_source) == (1, 2, "EDGERT_THREADS")
     assert "1 (EDGERT_THREADS)" in r.stdout
 
 
@@ -361,19 +419,19 @@ def test_reports_never_cut_a_number(bare_result, width):
         for cell in [h for h in header if h] + [c for row in rows for c in row]:
             assert " ".join(cell.split()) in " ".join(text.split()), (width, cell)
     # and against the JSON itself, not only against what sections() formatted
-    stats = bare_result["configs"][0]["latency"]["stats_ms"]
-    for key in ("p50", "p90", "p99", "max"):
-        assert f"{stats[key]:.3f}" in text
-    for t in bare_result["configs"][0]["throughput"]:
-        assert f"{t['items_per_s']:.1f}" in text
+    samples = np.array(bare_result.configs[0].latency.samples_ns) / 1e6
+    for q in (50, 90, 99, 100):
+        assert f"{np.percentile(samples, q):.3f}" in text
+    for t in bare_result.configs[0].throughput:
+        assert f"{np.median(t.rounds_items_per_s):.1f}" in text
 
 
 def test_markdown_escapes_a_pipe_in_a_cell(bare_result):
-    import copy
+    import dataclasses
     import re
 
-    r = copy.deepcopy(bare_result)
-    r["target"]["description"] = "random inputs: a|b 1x4 float"
+    target = dataclasses.replace(bare_result.target, description="random inputs: a|b 1x4 float")
+    r = dataclasses.replace(bare_result, target=target)
     md = report.markdown(r)
     table = None
     for line in md.splitlines():
@@ -390,33 +448,29 @@ def test_markdown_escapes_a_pipe_in_a_cell(bare_result):
 # compare
 
 
-def _fake(rounds_ms: list[float], cold: list[float], **extra) -> dict:
+def _fake(rounds_ms: list[float], cold: list[float], noise: Noise | None = None) -> records.BenchResult:
     """A result with five rounds' latency medians (and 20 samples each) and throughput at batch 8."""
     rng = np.random.default_rng(len(rounds_ms))
-    ns = [int(m * 1e6 * f) for m in rounds_ms for f in rng.lognormal(0, 0.02, 20)]
-    return {
-        "schema": records.SCHEMA,
-        "complete": True,
-        "target": {"model_sha256": {"m.onnx": "ab" * 32}, "variant": "fp32", "description": "random inputs"},
-        "settings": {"seq_len": 128, "shapes": [], "values": [], "input_file": None, "batch_sizes": [8]},
-        "machine": {"cpu": "test cpu"},
-        "configs": [
-            {
-                "threads": 1,
-                "latency": {"samples": ns, "rounds_p50_ms": list(rounds_ms)},
-                "throughput": [
-                    {
-                        "batch": 8,
-                        "items_per_s": 8e3 / np.median(rounds_ms),
-                        "rounds_items_per_s": [8e3 / m for m in rounds_ms],
-                    }
-                ],
-            }
-        ],
-        "cold_start": {"runs": cold},
-        "summary": {"rss": 100.0, "energy": 2.0},
-        **extra,
-    }
+    ns = tuple(int(m * 1e6 * f) for m in rounds_ms for f in rng.lognormal(0, 0.02, 20))
+    parts = ColdParts(1.0, 1.0, 1.0)
+    return records.BenchResult(
+        created="2026-12-02T00:00:00+00:00",
+        machine=Description(cpu="test cpu", machine="x86_64"),
+        software={},
+        settings=BenchConfig(target=Path("m.onnx"), batch_sizes=(8,)),
+        complete=True,
+        target=records.TargetInfo("m.onnx", "raw", "raw", "fp32", "random inputs", 1, {"m.onnx": "ab" * 32}),
+        configs=(
+            records.ThreadRun(
+                1, 1, "--threads",
+                latency=records.Latency(1, ns, tuple(rounds_ms)),
+                throughput=(records.Throughput(8, 8, ns[:5], tuple(8e3 / m for m in rounds_ms)),),
+            ),
+        ),
+        cold_start=records.ColdStart(tuple(cold), (parts,) * len(cold), (100.0,) * len(cold)),
+        energy=records.Energy("estimate", "estimated", True, 1000, 1.0, 2.0),
+        noise=noise,
+    )  # fmt: skip
 
 
 def test_compare_judges_rounds_with_an_interval(tmp_path):
@@ -438,11 +492,14 @@ def test_compare_judges_rounds_with_an_interval(tmp_path):
     same = compare.compare(a, a)
     assert all("same" in ch.describe(0.05) for ch in same)
 
-    noisy = _fake(slow, [240, 250, 246], noise={"noisy": True, "reasons": ["other processes used 1.00 cores"]})
-    other = _fake(base, [200, 210, 205])
-    other["target"]["model_sha256"] = {"m.onnx": "cd" * 32}
+    noisy = _fake(slow, [240, 250, 246], noise=Noise(noisy=True, reasons=("other processes used 1.00 cores",)))
+    base_run = _fake(base, [200, 210, 205])
+    assert base_run.target is not None
+    other = dataclasses.replace(
+        base_run, target=dataclasses.replace(base_run.target, model_sha256={"m.onnx": "cd" * 32})
+    )
     for name, data in (("a", a), ("b", b), ("c", c), ("n", noisy), ("o", other)):
-        records.save({k: v for k, v in data.items() if k != "schema"}, tmp_path / f"{name}.json")
+        records.save(data, tmp_path / f"{name}.json")
 
     def run(x, y, *flags):
         return _cli("compare", str(tmp_path / f"{x}.json"), str(tmp_path / f"{y}.json"), *flags)
@@ -505,7 +562,7 @@ def test_compare_on_two_real_runs_computes_its_figures_from_the_recorded_rounds(
     assert "seq_len: 32 vs 64" in r.stdout
     ra, rb = records.load(a), records.load(b)
     (lat,) = [ch for ch in compare.compare(ra, rb) if ch.metric.startswith("latency")]
-    xa, xb = ra["configs"][0]["latency"]["rounds_p50_ms"], rb["configs"][0]["latency"]["rounds_p50_ms"]
+    xa, xb = ra.configs[0].latency.rounds_p50_ms, rb.configs[0].latency.rounds_p50_ms  # type: ignore[union-attr]
     assert lat.rounds == (len(xa), len(xb)) and min(lat.rounds) >= 3
     assert lat.ratio == pytest.approx(np.exp(np.mean(np.log(xb)) - np.mean(np.log(xa))))
     oracle = ttest_ind(np.log(xb), np.log(xa), equal_var=False)

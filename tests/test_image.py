@@ -274,5 +274,5 @@ def test_bench_drives_images(vit_bundle, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "640x480 RGB frames resized to 32x32" in r.stdout
     data = records.load(out)
-    assert data["target"]["kind"] == "image" and data["target"]["model_input"] == "32x32"
-    assert data["configs"][0]["latency"]["samples"]
+    assert data.target is not None and data.target.kind == "image" and data.target.input.model_input == "32x32"
+    assert data.configs[0].latency is not None and data.configs[0].latency.samples_ns

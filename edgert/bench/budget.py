@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import BudgetError
+from .records import BudgetRow, Summary
 
-# metric -> its kind, which says the units it takes
+# metric -> its kind, which says the units it takes; the metrics are Summary's fields (a test holds them equal)
 METRICS = {
     "p50": "time",
     "p90": "time",
@@ -93,10 +94,10 @@ def parse(spec: str) -> list[Limit]:
 
 def load_file(path: str | Path) -> list[Limit]:
     """TOML: a [budget] table of metric = "<=20ms" (or a bare "20ms", meaning <= ; >= for throughput)."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # Python 3.10
+        import tomli as tomllib
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -127,27 +128,15 @@ def unmeasurable(limits: list[Limit], cold_runs: int, energy_meter: str) -> list
     return out
 
 
-def evaluate(limits: list[Limit], summaries: dict[str, dict[str, float | None]]) -> list[dict[str, Any]]:
-    """One row per limit and configuration (e.g. "threads=1"): the measured value and a status, "passed",
-    "violated" or "not measured". A budget that could not be checked does not pass, but it is not called
-    violated either. Every configuration is judged; each row names the one it judges.
+def evaluate(limits: list[Limit], summaries: dict[str, Summary]) -> list[BudgetRow]:
+    """One row per limit and configuration (e.g. "threads=1"): the measured value, and whether it passed. A
+    budget that could not be checked does not pass, but it is not called violated either (BudgetRow.status).
+    Every configuration is judged; each row names the one it judges.
     """
-
     rows = []
     for lim in limits:
         for config, summary in summaries.items():
             measured = summary.get(lim.metric)
             ok = measured is not None and lim.check(measured)
-            rows.append(
-                {
-                    "budget": lim.text,
-                    "config": config,
-                    "metric": lim.metric,
-                    "limit": lim.value,
-                    "unit": lim.unit,
-                    "measured": measured,
-                    "passed": ok,
-                    "status": "passed" if ok else ("not measured" if measured is None else "violated"),
-                }
-            )
+            rows.append(BudgetRow(lim.text, config, lim.metric, lim.value, lim.unit, measured, ok))
     return rows

@@ -11,11 +11,10 @@ reading, one rss figure) is never judged.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
 
 from .. import stats
+from .records import BenchResult, TargetInfo
 
 ALPHA = 0.01
 CONFIDENCE = 0.95
@@ -48,7 +47,7 @@ class Change:
         and slower states, in different proportions minutes apart), so a point estimate just past 10% is not
         evidence of a 10% regression. Fewer than three rounds on either side (one energy reading, one rss
         figure) cannot tell noise from change: shown, never called a regression."""
-        if self.p_value is None or not self.significant:
+        if self.p_value is None or not self.significant or self.low is None or self.high is None:
             return False
         bound = self.low if not self.higher_is_better else self.high  # the end of the interval nearest "no change"
         return (1 / bound - 1 if self.higher_is_better else bound - 1) > threshold
@@ -84,86 +83,66 @@ class Change:
         return f"{self.metric} {factor:.2f}x {word} ({verdict}{detail}): {self.a:.4g} -> {self.b:.4g} {self.unit}"
 
 
-def _measured(values: Any, what: str) -> list[float]:
-    """Samples that can be compared: a list of finite numbers > 0 (a NaN would print as "nanx faster")."""
-    if not isinstance(values, list) or not values:
-        raise ValueError(f"{what}: expected a list of numbers, got {values!r:.60}")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise ValueError(f"{what}: {v!r} is not a finite number > 0")
-    return [float(v) for v in values]
-
-
-def _rounds(result: dict[str, Any]) -> dict[str, tuple[list[float], bool, str]]:
-    """metric -> (one summary per independent round, higher is better, unit)."""
-    out = {}
-    for c in result.get("configs", []):
-        t = c["threads"] or "auto"
-        lat = c.get("latency") or {}
-        per_round = lat.get("rounds_p50_ms")
-        name = f"latency p50 (threads {t})"
-        if per_round:
-            out[name] = (_measured(per_round, name), False, "ms")
-        elif lat.get("samples"):  # a result without rounds: its one median, never tested
-            out[name] = ([stats.median(_measured(lat["samples"], name)) / 1e6], False, "ms")
-        for x in c.get("throughput", []):
-            name = f"throughput batch {x['batch']} (threads {t})"
-            rates = x.get("rounds_items_per_s") or [x["items_per_s"]]
-            out[name] = (_measured(rates, name), True, "items/s")
-    cold = (result.get("cold_start") or {}).get("runs") or []
-    if cold:  # each cold start is its own fresh process: independent by construction
-        out["cold start"] = (_measured(cold, "cold start"), False, "ms")
+def _rounds(result: BenchResult) -> dict[str, tuple[tuple[float, ...], bool, str]]:
+    """metric -> (one summary per independent round, higher is better, unit). Records hold only finite
+    positive times and rates (checked when a file is read), so every ratio here is defined."""
+    out: dict[str, tuple[tuple[float, ...], bool, str]] = {}
+    for c in result.configs:
+        t = c.threads or "auto"
+        if c.latency is not None and c.latency.rounds_p50_ms:
+            out[f"latency p50 (threads {t})"] = (c.latency.rounds_p50_ms, False, "ms")
+        for x in c.throughput:
+            out[f"throughput batch {x.batch} (threads {t})"] = (x.rounds_items_per_s, True, "items/s")
+    if result.cold_start is not None and result.cold_start.runs_ms:
+        # each cold start is its own fresh process: independent by construction
+        out["cold start"] = (result.cold_start.runs_ms, False, "ms")
     return out
 
 
-def check(result: dict[str, Any]) -> None:
-    """Raises ValueError, TypeError, KeyError or AttributeError where a result is not one compare can read:
-    wrong types, missing keys, or samples that are not finite positive numbers."""
-    _rounds(result)
-    noisy(result)
-    differences(result, result)
-    for metric in ("rss", "energy"):
-        value = (result.get("summary") or {}).get(metric)
-        if value is not None:
-            _measured([value], metric)
-
-
-def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def differences(a: BenchResult, b: BenchResult) -> list[str]:
     """What makes two runs measure different things: the model, its input, the settings, the CPU."""
-    ta, tb = a.get("target") or {}, b.get("target") or {}
-    sa, sb = a.get("settings") or {}, b.get("settings") or {}
-    ma, mb = a.get("machine") or {}, b.get("machine") or {}
-    checks = [
-        ("model", ta.get("model_sha256") or ta.get("path"), tb.get("model_sha256") or tb.get("path")),
-        ("variant", ta.get("variant"), tb.get("variant")),
-        ("input", ta.get("description"), tb.get("description")),
-        ("threads", [c.get("threads") for c in a.get("configs", [])], [c.get("threads") for c in b.get("configs", [])]),
-        ("cpu", ma.get("cpu"), mb.get("cpu")),
+    ta, tb = a.target, b.target
+    sa, sb = a.settings, b.settings
+    checks: list[tuple[str, object, object]] = [
+        ("model", _model(ta), _model(tb)),
+        ("variant", ta and ta.variant, tb and tb.variant),
+        ("input", ta and ta.description, tb and tb.description),
+        ("threads", [c.threads for c in a.configs], [c.threads for c in b.configs]),
+        ("cpu", a.machine.cpu, b.machine.cpu),
     ]
     for key in ("seq_len", "shapes", "values", "input_file", "batch_sizes"):
-        checks.append((key, sa.get(key), sb.get(key)))
+        checks.append((key, getattr(sa, key), getattr(sb, key)))
     out = []
     for name, va, vb in checks:
         if va != vb:
             if name == "model":
                 va, vb = _short(va), _short(vb)
-            out.append(f"{name}: {va} vs {vb}")
+            out.append(f"{name}: {_shown(va)} vs {_shown(vb)}")
     return out
 
 
-def _short(v: Any) -> str:
+def _model(t: TargetInfo | None) -> dict[str, str] | str | None:
+    return None if t is None else (t.model_sha256 or t.path)
+
+
+def _shown(v: object) -> str:
+    if isinstance(v, tuple):
+        return str(list(v))
+    return str(v)
+
+
+def _short(v: object) -> str:
     if isinstance(v, dict):
         return ",".join(f"{k}@{str(h)[:12]}" for k, h in sorted(v.items()))
     return str(v)
 
 
-def noisy(result: dict[str, Any]) -> list[str]:
+def noisy(result: BenchResult) -> list[str]:
     """Why a run was measured on a busy machine (empty when it was not, or when it did not record it)."""
-    noise = result.get("noise") or {}
-    return list(noise.get("reasons") or []) if noise.get("noisy") else []
+    return list(result.noise.reasons) if result.noise is not None and result.noise.noisy else []
 
 
-def compare(a: dict[str, Any], b: dict[str, Any]) -> list[Change]:
+def compare(a: BenchResult, b: BenchResult) -> list[Change]:
     ra, rb = _rounds(a), _rounds(b)
     changes = []
     for metric in [m for m in ra if m in rb]:
@@ -172,23 +151,23 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> list[Change]:
         test = stats.ratio_test(xa, xb, CONFIDENCE)
         if test is None:
             ma, mb = stats.median(xa), stats.median(xb)
-            ratio = mb / ma if ma else float("inf")
-            changes.append(Change(metric, ma, mb, ratio, None, hib, unit, rounds=(len(xa), len(xb))))
+            changes.append(Change(metric, ma, mb, mb / ma, None, hib, unit, rounds=(len(xa), len(xb))))
         else:
             changes.append(
                 Change(
                     metric, test.a, test.b, test.ratio, test.p_value, hib, unit, test.low, test.high, (len(xa), len(xb))
                 )
             )
+    sa, sb = a.summary(), b.summary()
     for metric, unit in (("rss", "MiB"), ("energy", "mJ")):
-        va, vb = (a.get("summary") or {}).get(metric), (b.get("summary") or {}).get(metric)
+        va, vb = sa.get(metric), sb.get(metric)
         if va and vb:
             changes.append(Change(metric, va, vb, vb / va, None, False, unit))
     return changes
 
 
 def decide(
-    a: dict[str, Any], b: dict[str, Any], changes: list[Change], fail_on: float | None, strict: bool
+    a: BenchResult, b: BenchResult, changes: list[Change], fail_on: float | None, strict: bool
 ) -> tuple[int, list[str]]:
     """compare's exit code (1: a regression beyond fail_on that counts) and its notes. A run measured on a busy
     machine has its regressions reported, not failed, unless strict."""
@@ -197,8 +176,8 @@ def decide(
     for label, why in busy:
         notes.append(f"note: {label} was measured on a busy machine: {'; '.join(why)}")
     for label, r in (("A", a), ("B", b)):
-        if not r.get("complete", True):
-            notes.append(f"note: {label} is an incomplete run (interrupted during {r.get('interrupted_in')})")
+        if not r.complete:
+            notes.append(f"note: {label} is an incomplete run (interrupted during {r.interrupted_in})")
     regressed = fail_on is not None and any(ch.regression(fail_on) for ch in changes)
     if regressed and busy and not strict:
         notes.append("note: too noisy to judge: the regression is reported, not failed (--strict fails it)")

@@ -11,7 +11,8 @@ MIB = 1024 * 1024
 def rss_mib() -> float:
     import psutil
 
-    return psutil.Process().memory_info().rss / MIB
+    rss: int = psutil.Process().memory_info().rss
+    return rss / MIB
 
 
 def peak_rss_mib() -> float:

@@ -77,7 +77,33 @@ def _governor_and_freq() -> tuple[str | None, float | None]:
     return gov, (int(khz) / 1000 if khz.isdigit() else None)
 
 
-def state(before: Snapshot, after: Snapshot, spreads: dict[str, float | None]) -> dict:
+@dataclass(frozen=True)
+class BusyProcess:
+    name: str
+    pid: int
+    cores: float
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The machine's state over a run. Only ``noisy`` and ``reasons`` decide anything; the rest is evidence."""
+
+    noisy: bool = False
+    reasons: tuple[str, ...] = ()
+    seconds: float | None = None
+    load_start: tuple[float, float, float] | None = None
+    load_end: tuple[float, float, float] | None = None
+    cpus: int | None = None
+    other_processes_cores: float = 0.0
+    busy_processes: tuple[BusyProcess, ...] = ()
+    steal: float | None = None
+    governor: str | None = None
+    freq_mhz: float | None = None
+    round_spread: dict[str, float | None] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+
+def state(before: Snapshot, after: Snapshot, spreads: dict[str, float | None]) -> Noise:
     """What the machine did between two snapshots, and whether that makes the run noisy (with the reasons).
 
     Noisy means evidence from outside the measurement: other processes busy on the CPU, or time stolen by a
@@ -111,18 +137,18 @@ def state(before: Snapshot, after: Snapshot, spreads: dict[str, float | None]) -
         reasons.append(f"other processes used {other:.2f} cores" + (f" (among them {top})" if top else ""))
     if steal is not None and steal >= STEAL:
         reasons.append(f"{steal:.1%} of CPU time stolen by the hypervisor")
-    return {
-        "seconds": elapsed,
-        "load_start": list(before.load) if before.load else None,
-        "load_end": list(after.load) if after.load else None,
-        "cpus": os.cpu_count(),
-        "other_processes_cores": other,
-        "busy_processes": [{"name": n, "pid": p, "cores": c} for c, n, p in busy[:5]],
-        "steal": steal,
-        "governor": gov,
-        "freq_mhz": mhz,
-        "noisy": bool(reasons),
-        "reasons": reasons,
-        "round_spread": spreads,
-        "thresholds": {"busy_cores": BUSY_CORES, "steal": STEAL},
-    }
+    return Noise(
+        noisy=bool(reasons),
+        reasons=tuple(reasons),
+        seconds=elapsed,
+        load_start=before.load,
+        load_end=after.load,
+        cpus=os.cpu_count(),
+        other_processes_cores=other,
+        busy_processes=tuple(BusyProcess(n, p, c) for c, n, p in busy[:5]),
+        steal=steal,
+        governor=gov,
+        freq_mhz=mhz,
+        round_spread=dict(spreads),
+        thresholds={"busy_cores": BUSY_CORES, "steal": STEAL},
+    )

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import safepath
 from ..device import THREADS_ENV
 from ..errors import EdgertError, MissingDependencyError
-from .records import Stats
+from .records import BenchResult, ThreadRun
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def _f(v: float | None, fmt: str = "{:.2f}") -> str:
@@ -22,70 +25,65 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.1%}"
 
 
-def _threads(c: dict[str, Any]) -> str:
+def _threads(c: ThreadRun) -> str:
     """The thread count that ran, and what set it when it was not the flag."""
-    n = str(c["threads"] or "auto")
-    return f"{n} ({THREADS_ENV})" if c.get("threads_source") == THREADS_ENV else n
+    n = str(c.threads or "auto")
+    return f"{n} ({THREADS_ENV})" if c.threads_source == THREADS_ENV else n
 
 
-def sections(r: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+Section = tuple[str, list[str], list[list[str]]]
+
+
+def sections(r: BenchResult) -> list[Section]:
     """(title, header, rows) for each table; shared by the terminal and Markdown renderers."""
-    out = []
-    t = r.get("target") or {}
-    m = r.get("machine") or {}
-    s = r.get("summary") or {}
+    out: list[Section] = []
+    t = r.target
+    m = r.machine
+    s = r.summary()
     info = [
-        ["model", f"{t.get('path', '-')} ({t.get('variant') or '-'}, {t.get('task', '-')})"],
-        ["input", t.get("description", "-")],
-        *(
-            [["real-time factor", f"{s['p50'] / t['window_ms']:.4f} (p50 time per window / its {t['window_ms']:g} ms)"]]
-            if t.get("window_ms") and s.get("p50")
-            else []
-        ),
-        [
-            "device",
-            f"{m.get('cpu')} | {m.get('cores')} cores | {m.get('board') or m.get('machine')} | "
-            f"governor {m.get('governor') or '-'}",
-        ],
-        ["software", f"onnxruntime {m.get('onnxruntime')} | kernels {m.get('kernels')} | {m.get('os')}"],
+        ["model", f"{t.path} ({t.variant or '-'}, {t.task})" if t else "-"],
+        ["input", t.description if t else "-"],
     ]
-    noise = r.get("noise") or {}
-    if noise:
-        load = noise.get("load_start")
-        state = [f"load {load[0]:.2f} on {noise.get('cpus')} CPUs" if load else "load -"]
-        if noise.get("steal") is not None:
-            state.append(f"steal {noise['steal']:.1%}")
-        state.append(f"other processes {noise.get('other_processes_cores', 0):.2f} cores")
-        if noise.get("freq_mhz"):
-            state.append(f"{noise['freq_mhz']:.0f} MHz")
+    window = t.input.window_ms if t else None
+    if window and s.p50:
+        info.append(["real-time factor", f"{s.p50 / window:.4f} (p50 time per window / its {window:g} ms)"])
+    info += [
+        ["device", f"{m.cpu} | {m.cores} cores | {m.board or m.machine} | governor {m.governor or '-'}"],
+        ["software", f"onnxruntime {m.onnxruntime} | kernels {m.kernels} | {m.os}"],
+    ]
+    noise = r.noise
+    if noise is not None:
+        load = noise.load_start
+        state = [f"load {load[0]:.2f} on {noise.cpus} CPUs" if load else "load -"]
+        if noise.steal is not None:
+            state.append(f"steal {noise.steal:.1%}")
+        state.append(f"other processes {noise.other_processes_cores:.2f} cores")
+        if noise.freq_mhz:
+            state.append(f"{noise.freq_mhz:.0f} MHz")
         info.append(["machine state", " | ".join(state)])
-        if noise.get("noisy"):
-            info.append(["NOISY", "; ".join(noise.get("reasons") or [])])
-    for c in r.get("configs", []):
-        for why in c.get("refused") or []:
+        if noise.noisy:
+            info.append(["NOISY", "; ".join(noise.reasons)])
+    for c in r.configs:
+        for why in c.refused:
             info.append(["refused", why])
-    if not r.get("complete"):
-        info.append(["status", f"INCOMPLETE: interrupted during {r.get('interrupted_in')}"])
+    if not r.complete:
+        info.append(["status", f"INCOMPLETE: interrupted during {r.interrupted_in}"])
     out.append(("Run", ["", ""], info))
     phases = []
-    for c in r.get("configs", []):
-        label = _threads(c)
-        warm = (c.get("warmup") or {}).get("stats_ms") or {}
-        phases.append([label, _f(c.get("init_ms"), "{:.1f}"), _f(c.get("first_ms")), _f(warm.get("p50"))])
-    cold = r.get("cold_start") or {}
+    for c in r.configs:
+        warm = c.warmup_stats()
+        phases.append([_threads(c), _f(c.init_ms, "{:.1f}"), _f(c.first_ms), _f(warm.p50 if warm else None)])
     out.append(("Phases (ms)", ["threads", "init", "first inference", "warmup p50"], phases))
     lat = []
-    for c in r.get("configs", []):
-        latency = c.get("latency") or {}
-        samples = latency.get("samples") or []
-        if samples:
-            st = Stats.of(samples)
+    for c in r.configs:
+        st = c.latency.stats() if c.latency is not None else None
+        if c.latency is not None and st is not None:
             lat.append(
-                [_threads(c), str(st.count), str(len(latency.get("rounds_p50_ms") or [])) or "-"]
+                [_threads(c), str(st.count), str(len(c.latency.rounds_p50_ms))]
                 + [f"{getattr(st, k):.3f}" for k in ("p50", "p90", "p95", "p99", "max")]
-                + [_pct(latency.get("spread"))]
+                + [_pct(c.latency.spread)]
             )
-    batch = (r.get("target") or {}).get("latency_batch", 1)
+    batch = t.latency_batch if t else 1
     out.append(
         (
             f"Latency, batch {batch}, SingleStream (ms)",
@@ -96,42 +94,40 @@ def sections(r: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     thr = [
         [
             _threads(c),
-            str(x["batch"]),
-            f"{x['items_per_s']:.1f}",
-            f"{x.get('items_per_call', x['batch']) * 1e3 / x['items_per_s']:.2f}",
-            _pct(x.get("spread")),
+            str(x.batch),
+            f"{x.items_per_s:.1f}",
+            f"{x.items_per_call * 1e3 / x.items_per_s:.2f}",
+            _pct(x.spread),
         ]
-        for c in r.get("configs", [])
-        for x in c.get("throughput", [])
+        for c in r.configs
+        for x in c.throughput
     ]
     out.append(("Throughput, Offline", ["threads", "batch", "items/s", "ms per batch", "spread"], thr))
-    mem = r.get("memory") or {}
+    mem = r.memory
+    cold_n = len(r.cold_start.runs_ms) if r.cold_start is not None else 0
     res = [
-        [
-            "cold start (fresh process to first result)",
-            f"{_f(s.get('cold'), '{:.0f}')} ms (median of {len(cold.get('runs', []))})",
-        ],
-        ["peak RSS (cold-start process)", f"{_f(s.get('rss'), '{:.1f}')} MiB"],
-        ["peak RSS (this bench process)", f"{_f(mem.get('peak_rss_mib'), '{:.1f}')} MiB"],
-        ["RSS added by loading", f"{_f(mem.get('load_rss_mib'), '{:.1f}')} MiB"],
-        ["RSS added by running (arena on)", f"{_f(mem.get('run_rss_mib'), '{:.1f}')} MiB"],
-        ["model file", f"{_f(mem.get('model_file_mib'), '{:.1f}')} MiB"],
+        ["cold start (fresh process to first result)", f"{_f(s.cold, '{:.0f}')} ms (median of {cold_n})"],
+        ["peak RSS (cold-start process)", f"{_f(s.rss, '{:.1f}')} MiB"],
+        ["peak RSS (this bench process)", f"{_f(mem.peak_rss_mib if mem else None, '{:.1f}')} MiB"],
+        ["RSS added by loading", f"{_f(mem.load_rss_mib if mem else None, '{:.1f}')} MiB"],
+        ["RSS added by running (arena on)", f"{_f(mem.run_rss_mib if mem else None, '{:.1f}')} MiB"],
+        ["model file", f"{_f(mem.model_file_mib if mem else None, '{:.1f}')} MiB"],
     ]
-    e = r.get("energy")
-    if e:
-        tag = " (ESTIMATED)" if e.get("estimated") else ""
-        res.append(["energy per inference" + tag, f"{e['mj_per_inference']:.3f} mJ over {e['inferences']} runs"])
-        res.append(["energy source", e["source"]])
+    e = r.energy
+    if e is not None:
+        tag = " (ESTIMATED)" if e.estimated else ""
+        res.append(["energy per inference" + tag, f"{e.mj_per_inference:.3f} mJ over {e.inferences} runs"])
+        res.append(["energy source", e.source])
     out.append(("Cold start, memory, energy", ["", ""], res))
-    if r.get("budget"):
+    if r.budget:
         rows = [
             [
-                b["budget"],
-                b.get("config", "-"),
-                _f(b["measured"], "{:.3f}") + f" {b['unit']}" if b["measured"] is not None else "not measured",
-                "PASS" if b["passed"] else ("NOT MEASURED" if b["measured"] is None else "FAIL"),
+                b.budget,
+                b.config,
+                f"{b.measured:.3f} {b.unit}" if b.measured is not None else "not measured",
+                {"passed": "PASS", "violated": "FAIL"}.get(b.status, "NOT MEASURED"),
             ]
-            for b in r["budget"]
+            for b in r.budget
         ]
         out.append(("Budget", ["budget", "config", "measured", "result"], rows))
     return out
@@ -142,7 +138,7 @@ def _fits(header: list[str], rows: list[list[str]], width: int, gap: int, edge: 
     return sum(widths) + gap * (len(widths) - 1) + edge <= width
 
 
-def print_rich(r: dict[str, Any], console=None) -> None:
+def print_rich(r: BenchResult, console: Console | None = None) -> None:
     """Tables that never cut a number: boxed when they fit the terminal, then without borders, then stacked
     (one line of "name value" pairs per row, wrapped between pairs) when even that is too wide."""
     from rich import box
@@ -189,7 +185,7 @@ def print_rich(r: dict[str, Any], console=None) -> None:
                     line = f"{line} | {pair}" if line else pair
             lines.append(line)
             for ln in lines:
-                console.print(Text(ln, style=style_of.get(row[-1]) if row else None), soft_wrap=True)
+                console.print(Text(ln, style=style_of.get(row[-1], "") if row else ""), soft_wrap=True)
 
 
 def _md(cell: str) -> str:
@@ -197,7 +193,7 @@ def _md(cell: str) -> str:
     return " ".join(str(cell).split()).replace("|", "\\|")
 
 
-def markdown(r: dict[str, Any]) -> str:
+def markdown(r: BenchResult) -> str:
     lines = ["# edgert bench", ""]
     for title, header, rows in sections(r):
         if not rows:
@@ -210,7 +206,7 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(r: dict[str, Any], path: Path) -> Path:
+def plot(r: BenchResult, path: Path) -> Path:
     try:
         import matplotlib
 
@@ -220,17 +216,15 @@ def plot(r: dict[str, Any], path: Path) -> Path:
         raise MissingDependencyError("--plot needs matplotlib; run: pip install 'edgert[plot]'") from None
     fig, (ax_hist, ax_cdf, ax_thr) = plt.subplots(1, 3, figsize=(15, 4.2))
     batches: list[int] = []
-    for c in r.get("configs", []):
-        samples = (c.get("latency") or {}).get("samples") or []
-        if not samples:
+    for c in r.configs:
+        if c.latency is None or not c.latency.samples_ns:
             continue
-        ms = np.sort(np.asarray(samples) / 1e6)
-        label = f"threads {c['threads'] or 'auto'}"
+        ms = np.sort(np.asarray(c.latency.samples_ns) / 1e6)
+        label = f"threads {c.threads or 'auto'}"
         ax_hist.hist(ms, bins=60, alpha=0.6, label=label)
         ax_cdf.plot(ms, np.arange(1, len(ms) + 1) / len(ms), label=label)
-        tp = c.get("throughput") or []
-        ax_thr.plot([x["batch"] for x in tp], [x["items_per_s"] for x in tp], marker="o", label=label)
-        batches = sorted({x["batch"] for x in tp} | set(batches))
+        ax_thr.plot([x.batch for x in c.throughput], [x.items_per_s for x in c.throughput], marker="o", label=label)
+        batches = sorted({x.batch for x in c.throughput} | set(batches))
     ax_hist.set(title="Latency histogram, batch 1", xlabel="ms", ylabel="calls")
     ax_cdf.set(title="Latency CDF, batch 1", xlabel="ms", ylabel="fraction of calls")
     ax_cdf.grid(alpha=0.3)
@@ -242,10 +236,10 @@ def plot(r: dict[str, Any], path: Path) -> Path:
     for ax in (ax_hist, ax_cdf, ax_thr):
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
-    t = r.get("target") or {}
-    m = r.get("machine") or {}
-    device = m.get("board") or m.get("cpu")
-    fig.suptitle(f"edgert bench: {Path(t.get('path', '?')).name} ({t.get('variant')}) on {device}")
+    t = r.target
+    device = r.machine.board or r.machine.cpu
+    name, variant = (Path(t.path).name, t.variant) if t else ("?", None)
+    fig.suptitle(f"edgert bench: {name} ({variant}) on {device}")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

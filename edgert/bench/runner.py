@@ -11,19 +11,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from .. import stats
+from .. import stats, typed_json
+from ..device import Description
 from ..device import meters as energy
 from ..errors import EdgertError
 from . import noise
 from .config import BenchConfig, parse_shapes, parse_values
 from .memory import peak_rss_mib, rss_mib
-from .records import Run, Stats
-from .workload import open_target
+from .noise import Noise
+from .records import BenchResult, ColdStart, Energy, Latency, Memory, TargetInfo, ThreadRun, Throughput
+from .spec import ColdParts, ColdPeak, RoundOutput, TargetSpec, WorkerSpec
+from .workload import Target, open_target
 
 
 class Progress(Protocol):
@@ -43,35 +47,40 @@ class _Quiet:
 class _State:
     """What has been measured so far: a Ctrl-C keeps all of it."""
 
-    result: dict[str, Any] = field(default_factory=dict)
     phase: str = "setup"
+    configs: list[ThreadRun] = field(default_factory=list)
+    target: TargetInfo | None = None
+    memory: Memory | None = None
+    noise: Noise | None = None
+    cold_runs: list[float] = field(default_factory=list)
+    cold_parts: list[ColdParts] = field(default_factory=list)
+    cold_peaks: list[float] = field(default_factory=list)
+    energy: Energy | None = None
+
+    def update(self, **changes: Any) -> None:
+        """The current thread setting's record, with CHANGES."""
+        self.configs[-1] = replace(self.configs[-1], **changes)
+
+    def cold_start(self) -> ColdStart | None:
+        n = len(self.cold_peaks)  # a run counts once its process has reported its peak
+        if not n:
+            return None
+        return ColdStart(tuple(self.cold_runs[:n]), tuple(self.cold_parts[:n]), tuple(self.cold_peaks[:n]))
 
 
-def target_spec(config: BenchConfig, threads: int) -> dict[str, Any]:
-    """What a fresh process needs to open the same target (workload.open_spec reads it)."""
-    return {
-        "target": str(config.target),
-        "variant": config.variant,
-        "threads": threads,
-        "seq_len": config.seq_len,
-        "shapes": list(config.shapes),
-        "values": parse_values(list(config.values)),
-        "input_file": str(config.input_file) if config.input_file else None,
-    }
-
-
-def _round(spec: dict[str, Any]) -> dict[str, Any]:
+def _round(spec: WorkerSpec) -> RoundOutput:
     """One round in a fresh worker process (edgert.bench.worker); its failure is one line."""
     proc = subprocess.run(
-        [sys.executable, "-m", "edgert.bench.worker", json.dumps(spec)],
+        [sys.executable, "-m", "edgert.bench.worker", json.dumps(typed_json.dump(spec))],
         capture_output=True,
         text=True,
-        timeout=spec["max_time"] * (2 + len(spec["batches"])) + 300,
+        timeout=spec.timeout,
     )
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         raise EdgertError(lines[-1] if lines else f"a bench round failed with exit code {proc.returncode}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    answer = proc.stdout.strip().splitlines()
+    return typed_json.load(RoundOutput, json.loads(answer[-1]) if answer else None, "a bench round's answer")
 
 
 def threads_in_effect(requested: int) -> tuple[int, str]:
@@ -82,46 +91,40 @@ def threads_in_effect(requested: int) -> tuple[int, str]:
     return resolved, ("--threads" if source == "requested" else source)
 
 
-def _cold_start(config: BenchConfig, progress: Progress, state: _State) -> dict[str, Any]:
-    spec = target_spec(config, config.threads[0])
-    walls, parts, peaks = [], [], []
-    state.result["cold_start"] = {"runs": walls, "parts": parts, "peak_rss_mib": peaks}
+def _cold_start(config: BenchConfig, progress: Progress, state: _State) -> None:
+    spec = json.dumps(typed_json.dump(TargetSpec.of(config, config.threads[0])))
     progress.phase("cold start (fresh processes)", config.cold_runs)
     for i in range(config.cold_runs):
         with tempfile.TemporaryFile("w+") as err:
             t = time.perf_counter()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "edgert.bench.cold", json.dumps(spec)],
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
+                [sys.executable, "-m", "edgert.bench.cold", spec], stdout=subprocess.PIPE, stderr=err, text=True
             )
-            line = proc.stdout.readline()
+            assert proc.stdout is not None
+            ready = proc.stdout.readline()
             wall = (time.perf_counter() - t) * 1e3
             rest = proc.stdout.read()  # read through the same buffer that readline() filled
             proc.wait(timeout=300)
-            if not line.startswith("ready ") or "peak " not in rest:
+            if proc.returncode != 0 or not ready.strip() or not rest.strip():
                 err.seek(0)
                 last = (err.read().strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
                 raise EdgertError(f"cold-start process failed: {last}")
-        walls.append(wall)
-        parts.append(json.loads(line[6:]))
-        peaks.append(json.loads(rest.split("peak ", 1)[1])["peak_rss_mib"])
+        parts = typed_json.load(ColdParts, json.loads(ready), "a cold-start process's first line")
+        peak = typed_json.load(ColdPeak, json.loads(rest.strip().splitlines()[-1]), "its peak line")
+        state.cold_runs.append(wall)
+        state.cold_parts.append(parts)
+        state.cold_peaks.append(peak.peak_rss_mib)
         progress.update(i + 1)
-    return {
-        "runs": walls,
-        "parts": parts,
-        "peak_rss_mib": peaks,
-        "median_ms": stats.median(walls) if walls else None,
-    }
 
 
-def _energy(call, config: BenchConfig, board: str | None, machine: str, progress: Progress) -> dict[str, Any]:
+def _energy(
+    call: Callable[[], object], config: BenchConfig, board: str | None, machine: str, progress: Progress
+) -> Energy:
     meter = energy.choose(config.energy_meter, board, machine, config.watts_per_core)
-    out: dict[str, Any] = {"meter": meter.name, "source": meter.source, "estimated": meter.estimated}
+    idle = None
     if meter.kind == "sampled":
         progress.phase("energy: idle power", 1.0)
-        out["idle_w"] = meter.idle(1.0)
+        idle = meter.idle(1.0)
     progress.phase(f"energy ({meter.name})", config.energy_time)
     count = 0
     meter.start()
@@ -134,47 +137,42 @@ def _energy(call, config: BenchConfig, board: str | None, machine: str, progress
                 progress.update(min(elapsed, config.energy_time))
     finally:
         joules = meter.stop()
-    out.update(
-        {
-            "inferences": count,
-            "seconds": time.perf_counter() - start,
-            "joules": joules,
-            "mj_per_inference": joules * 1e3 / count,
-        }
-    )
-    return out
+    seconds = time.perf_counter() - start
+    return Energy(meter.name, meter.source, meter.estimated, count, seconds, joules, idle)
 
 
-def run(config: BenchConfig, progress: Progress | None = None) -> dict[str, Any]:
-    """Measures CONFIG.target. On Ctrl-C, returns what was gathered, with "complete": False."""
+def run(config: BenchConfig, progress: Progress | None = None) -> BenchResult:
+    """Measures CONFIG.target. On Ctrl-C, returns what was gathered, with complete False."""
     from ..device import describe, versions
 
     progress = progress or _Quiet()
     state = _State()
-    r = state.result
     device = describe()
-    r.update(
-        {
-            "complete": False,
-            "interrupted_in": None,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": device,
-            "software": versions(("edgert", "onnxruntime", "numpy", "tokenizers")),
-            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
-            "configs": [],
-        }
-    )
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    software = versions(("edgert", "onnxruntime", "numpy", "tokenizers"))
+    complete, interrupted = False, None
     try:
         _measure(config, progress, state, device)
-        r["complete"] = True
+        complete = True
     except KeyboardInterrupt:
-        r["interrupted_in"] = state.phase
-    r["summary"] = summarize(r)
-    return r
+        interrupted = state.phase
+    return BenchResult(
+        created=created,
+        machine=device,
+        software=software,
+        settings=config,
+        configs=tuple(state.configs),
+        target=state.target,
+        memory=state.memory,
+        noise=state.noise,
+        cold_start=state.cold_start(),
+        energy=state.energy,
+        complete=complete,
+        interrupted_in=interrupted,
+    )
 
 
-def _measure(config: BenchConfig, progress: Progress, state: _State, device: dict) -> None:
-    r = state.result
+def _measure(config: BenchConfig, progress: Progress, state: _State, device: Description) -> None:
     shapes = parse_shapes(list(config.shapes))
     values = parse_values(list(config.values))
     rss_start = rss_mib()
@@ -183,9 +181,9 @@ def _measure(config: BenchConfig, progress: Progress, state: _State, device: dic
     spreads: dict[str, float | None] = {}
     for threads in config.threads:
         effective, source = threads_in_effect(threads)
-        label = f"threads={effective or 'auto'}"
-        entry: dict[str, Any] = {"threads": effective, "threads_requested": threads, "threads_source": source}
-        r["configs"].append(entry)
+        record = ThreadRun(effective, threads, source)
+        label = record.label
+        state.configs.append(record)
         state.phase = f"init ({label})"
         progress.phase(state.phase)
         rss_before = rss_mib()
@@ -199,10 +197,10 @@ def _measure(config: BenchConfig, progress: Progress, state: _State, device: dic
             input_file=config.input_file,
             values=values,
         )
-        entry["init_ms"] = (time.perf_counter_ns() - t) / 1e6
+        state.update(init_ms=(time.perf_counter_ns() - t) / 1e6)
         rss_loaded = rss_mib()
-        if "target" not in r:
-            r["target"], r["memory"] = _describe(config, target, rss_start, rss_loaded - rss_before)
+        if state.target is None:
+            state.target, state.memory = _describe(config, target, rss_start, rss_loaded - rss_before)
         call1 = target.make_call(target.latency_batch)
         state.phase = f"first inference ({label})"
         t = time.perf_counter_ns()
@@ -212,7 +210,7 @@ def _measure(config: BenchConfig, progress: Progress, state: _State, device: dic
             raise
         except Exception as exc:  # onnxruntime's reason, in one line, instead of a traceback
             raise EdgertError(f"the model failed while running: {' '.join(str(exc).split())}") from None
-        entry["first_ms"] = (time.perf_counter_ns() - t) / 1e6
+        state.update(first_ms=(time.perf_counter_ns() - t) / 1e6)
         state.phase = f"warmup ({label})"
         progress.phase(state.phase, config.warmup)
         warm: list[int] = []
@@ -221,26 +219,28 @@ def _measure(config: BenchConfig, progress: Progress, state: _State, device: dic
             call1()
             warm.append(time.perf_counter_ns() - t)
             progress.update(i + 1)
-        entry["warmup"] = Run("warmup", "ns", tuple(warm)).as_dict()
-        if r["memory"].get("rss_after_run_mib") is None:
-            r["memory"]["rss_after_run_mib"] = rss_mib()
-            r["memory"]["run_rss_mib"] = r["memory"]["rss_after_run_mib"] - rss_loaded
-        batches = [b for b in config.batch_sizes if target.refusal(b) is None]
-        entry["refused"] = [why for b in config.batch_sizes if (why := target.refusal(b)) is not None]
+        state.update(warmup_ns=tuple(warm))
+        if state.memory is not None and state.memory.rss_after_run_mib is None:
+            after = rss_mib()
+            state.memory = replace(state.memory, rss_after_run_mib=after, run_rss_mib=after - rss_loaded)
+        batches = tuple(b for b in config.batch_sizes if target.refusal(b) is None)
+        state.update(refused=tuple(why for b in config.batch_sizes if (why := target.refusal(b)) is not None))
         energy_call = energy_call or call1
+        latency_batch = target.latency_batch
         del target
-        _rounds(config, progress, state, entry, label, threads, batches, spreads)
-    r["memory"]["peak_rss_mib"] = peak_rss_mib()
-    r["noise"] = noise.state(before, noise.snapshot(), spreads)
+        _rounds(config, progress, state, label, threads, latency_batch, batches, spreads)
+    if state.memory is not None:
+        state.memory = replace(state.memory, peak_rss_mib=peak_rss_mib())
+    state.noise = noise.state(before, noise.snapshot(), spreads)
     if config.cold_runs:
         state.phase = "cold start"
-        r["cold_start"] = _cold_start(config, progress, state)
+        _cold_start(config, progress, state)
     if config.energy_meter != "off" and energy_call is not None:
         state.phase = "energy"
-        r["energy"] = _energy(energy_call, config, device.get("board"), device["machine"], progress)
+        state.energy = _energy(energy_call, config, device.board, device.machine, progress)
 
 
-def _describe(config: BenchConfig, target, rss_start: float, load_rss: float) -> tuple[dict, dict]:
+def _describe(config: BenchConfig, target: Target, rss_start: float, load_rss: float) -> tuple[TargetInfo, Memory]:
     model = target.model
     bundle = getattr(model, "bundle", None)
     names = bundle.model_files(model.variant) if bundle is not None else []  # reads the graph once
@@ -252,113 +252,66 @@ def _describe(config: BenchConfig, target, rss_start: float, load_rss: float) ->
         import hashlib
 
         digest = {paths[0].name: hashlib.sha256(paths[0].read_bytes()).hexdigest()}
-    described = {
-        "path": str(config.target),
-        "kind": target.kind,
-        "task": bundle.task if bundle is not None else "raw",
-        "variant": model.variant,
-        "description": target.description,
-        "model_bytes": model_bytes,
-        "model_sha256": digest,
-        "latency_batch": target.latency_batch,
-        **target.items,
-    }
-    memory = {
-        "rss_start_mib": rss_start,
-        "load_rss_mib": load_rss,
-        "model_file_mib": model_bytes / 2**20,
-        "arena": True,
-    }
+    described = TargetInfo(
+        path=str(config.target),
+        kind=target.kind,
+        task=bundle.task if bundle is not None else "raw",
+        variant=model.variant,
+        description=target.description,
+        model_bytes=model_bytes,
+        model_sha256=digest,
+        latency_batch=target.latency_batch,
+        input=target.facts,
+    )
+    memory = Memory(rss_start_mib=rss_start, load_rss_mib=load_rss, model_file_mib=model_bytes / 2**20)
     return described, memory
 
 
-def _rounds(config, progress, state, entry, label, threads, batches, spreads) -> None:
+def _rounds(
+    config: BenchConfig,
+    progress: Progress,
+    state: _State,
+    label: str,
+    threads: int,
+    latency_batch: int,
+    batches: tuple[int, ...],
+    spreads: dict[str, float | None],
+) -> None:
     """Latency and throughput in independent worker processes; pooled samples for percentiles, one summary per
     round for the spread and for compare. A Ctrl-C keeps the rounds already done."""
     n = config.rounds
-    spec = {
-        **target_spec(config, threads),
-        "warmup": max(config.warmup // n, 2),
-        "min_time": config.min_time / n,
-        "min_count": math.ceil(config.min_count / n),
-        "max_time": config.max_time / n,
-        "throughput_time": config.throughput_time / n,
-        "batches": batches,
-    }
+    spec = WorkerSpec(
+        target=TargetSpec.of(config, threads),
+        warmup=max(config.warmup // n, 2),
+        min_time=config.min_time / n,
+        min_count=math.ceil(config.min_count / n),
+        max_time=config.max_time / n,
+        throughput_time=config.throughput_time / n,
+        batches=batches,
+    )
     lat: list[int] = []
     lat_rounds: list[float] = []
-    thr: dict[int, tuple[list[int], list[float]]] = {b: ([], []) for b in batches}
-    latency_batch = state.result["target"]["latency_batch"]
+    thr: dict[int, tuple[list[int], list[float], int]] = {}
 
     def record() -> None:
-        meta = {"batch": latency_batch, "scenario": "SingleStream", "rounds": len(lat_rounds)}
-        entry["latency"] = Run("latency", "ns", tuple(lat), meta).as_dict()
-        entry["latency"]["rounds_p50_ms"] = list(lat_rounds)
-        entry["latency"]["spread"] = stats.spread(lat_rounds)
-        entry["throughput"] = []
-        for b, (samples, rates) in thr.items():
-            if not samples:
-                continue
-            entry["throughput"].append(
-                {
-                    "batch": b,
-                    "items_per_call": b,
-                    "items_per_s": stats.median(rates),
-                    "rounds_items_per_s": list(rates),
-                    "spread": stats.spread(rates),
-                    "run": Run("throughput", "ns", tuple(samples), {"batch": b, "scenario": "Offline"}).as_dict(),
-                }
-            )
+        latency = Latency(latency_batch, tuple(lat), tuple(lat_rounds)) if lat_rounds else None
+        throughput = tuple(
+            Throughput(b, items, tuple(samples), tuple(rates)) for b, (samples, rates, items) in thr.items()
+        )
+        state.update(latency=latency, throughput=throughput)
+        spreads[f"latency p50 ({label})"] = latency.spread if latency is not None else None
 
     state.phase = f"latency and throughput ({label})"
     progress.phase(f"{n} rounds in fresh processes ({label})", n)
     try:
         for k in range(n):
             out = _round(spec)
-            lat.extend(out["latency"])
-            lat_rounds.append(stats.median(out["latency"]) / 1e6)
-            for t in out["throughput"]:
-                samples, rates = thr[t["batch"]]
-                samples.extend(t["samples"])
-                rates.append(t["items"] * 1e9 / stats.median(t["samples"]))  # items actually run per call
+            lat.extend(out.latency_ns)
+            lat_rounds.append(stats.median(out.latency_ns) / 1e6)
+            for t in out.throughput:
+                samples, rates, _ = thr.setdefault(t.batch, ([], [], t.items))
+                samples.extend(t.samples_ns)
+                rates.append(t.items * 1e9 / stats.median(t.samples_ns))  # items actually run per call
             progress.update(k + 1)
     finally:
         record()
-        spreads[f"latency p50 ({label})"] = entry["latency"]["spread"]
-
-
-def summarize(r: dict[str, Any]) -> dict[str, float | None]:
-    """The figures of the first thread setting (see summaries() for every one): latency in ms, its best measured
-    throughput (items actually run per second), cold start, memory in MiB, energy."""
-    configs = r.get("configs") or []
-    return _summary(r, configs[0] if configs else None)
-
-
-def summaries(r: dict[str, Any]) -> dict[str, dict[str, float | None]]:
-    """One summary per thread setting, named as budgets name the configuration they judge."""
-    return {f"threads={c['threads'] or 'auto'}": _summary(r, c) for c in r.get("configs") or []}
-
-
-def _summary(r: dict[str, Any], c: dict[str, Any] | None) -> dict[str, float | None]:
-    s: dict[str, float | None] = dict.fromkeys(
-        ("p50", "p90", "p95", "p99", "max", "mean", "cold", "init", "first", "rss", "load_rss", "energy", "throughput")
-    )
-    if c is not None:
-        samples = (c.get("latency") or {}).get("samples") or []
-        if samples:
-            st = Stats.of(samples)
-            s.update({k: getattr(st, k) for k in ("p50", "p90", "p95", "p99", "max", "mean")})
-        s["init"], s["first"] = c.get("init_ms"), c.get("first_ms")
-        rates = [t["items_per_s"] for t in c.get("throughput", [])]
-        s["throughput"] = max(rates) if rates else None
-    cold = r.get("cold_start") or {}
-    if cold.get("runs"):
-        s["cold"] = stats.median(cold["runs"])
-        s["rss"] = max(cold["peak_rss_mib"]) if cold.get("peak_rss_mib") else None
-    # rss is always the cold-start process's peak: a process that only loads and runs the model. The bench
-    # process's own peak (harness, every thread setting) is kept apart in memory.peak_rss_mib.
-    mem = r.get("memory") or {}
-    s["load_rss"] = mem.get("load_rss_mib")
-    if r.get("energy"):
-        s["energy"] = r["energy"]["mj_per_inference"]
-    return s

@@ -2,10 +2,10 @@
 session, new allocations, new thread placement. Samples inside one process are autocorrelated; the spread
 between rounds is what tells noise from change.
 
-    python -m edgert.bench.worker '{"target": ..., "threads": 1, "batches": [1, 8], "min_time": 0.6, ...}'
+    python -m edgert.bench.worker '{"target": {"target": ..., "threads": 1, ...}, "batches": [1, 8], ...}'
 
-Prints one line of JSON: the latency samples (ns), and per batch the items each call ran and its samples.
-A failure is one line on stderr and exit code 2.
+Takes a WorkerSpec and prints one line of JSON, a RoundOutput (edgert.bench.spec): the latency samples (ns),
+and per batch the items each call ran and its samples. A failure is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
+
+from .spec import BatchSamples, RoundOutput, WorkerSpec
 
 
-def timed(call, *, min_time: float, min_count: int, max_time: float) -> list[int]:
+def timed(call: Callable[[], object], *, min_time: float, min_count: int, max_time: float) -> list[int]:
     """One call after another until both the minimum time and the minimum count are met (or max_time)."""
     import gc
 
@@ -39,30 +42,29 @@ def timed(call, *, min_time: float, min_count: int, max_time: float) -> list[int
     return samples
 
 
-def measure(spec: dict) -> dict:
+def measure(spec: WorkerSpec) -> RoundOutput:
     from .workload import open_spec
 
-    target = open_spec(spec)
+    target = open_spec(spec.target)
     call = target.make_call(target.latency_batch)
-    for _ in range(max(spec.get("warmup", 2), 1)):
+    for _ in range(max(spec.warmup, 1)):
         call()
-    out = {
-        "latency": timed(call, min_time=spec["min_time"], min_count=spec["min_count"], max_time=spec["max_time"]),
-        "throughput": [],
-    }
-    for batch in spec.get("batches", []):
+    latency = timed(call, min_time=spec.min_time, min_count=spec.min_count, max_time=spec.max_time)
+    throughput = []
+    for batch in spec.batches:
         call = target.make_call(batch)
         call()
-        samples = timed(call, min_time=spec["throughput_time"], min_count=3, max_time=spec["max_time"])
-        out["throughput"].append({"batch": batch, "items": batch, "samples": samples})
-    return out
+        samples = timed(call, min_time=spec.throughput_time, min_count=3, max_time=spec.max_time)
+        throughput.append(BatchSamples(batch, batch, tuple(samples)))
+    return RoundOutput(tuple(latency), tuple(throughput))
 
 
 def main() -> None:
+    from .. import typed_json
     from ..errors import EdgertError
 
     try:
-        result = measure(json.loads(sys.argv[1]))
+        result = measure(typed_json.load(WorkerSpec, json.loads(sys.argv[1]), "worker spec"))
     except EdgertError as exc:
         print(str(exc), file=sys.stderr)
         sys.exit(2)
@@ -70,7 +72,7 @@ def main() -> None:
         reason = " ".join(str(exc).split())
         print(f"the model failed while running: {type(exc).__name__}: {reason}", file=sys.stderr)
         sys.exit(2)
-    print(json.dumps(result), flush=True)
+    print(json.dumps(typed_json.dump(result)), flush=True)
 
 
 if __name__ == "__main__":

@@ -6,15 +6,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from ..errors import EdgertError
 from ..session import SessionConfig, numpy_dtype
 from ..tasks import AudioStream, RawModel, Task
+from ..tasks.classification import TextClassifier
+from ..tasks.embedding import TextEmbedder
+from ..tasks.image import ImageClassifier
+from ..tasks.image_map import ImageMap
 from ..tasks.text import read_lines
-from .config import parse_shapes
+from .records import InputFacts
+from .spec import TargetSpec
 
+NodeArg = Any  # onnxruntime.NodeArg: onnxruntime ships no type information
+TextTask = TextEmbedder | TextClassifier
+ImageTask = ImageClassifier | ImageMap
 BATCH_NAMES = {"batch", "batch_size", "n", "N", "B", "b", "unk__0"}
 WORDS = (
     "the device reads a short message from the user and the model turns it into a vector so that similar notes "
@@ -22,7 +32,7 @@ WORDS = (
 ).split()
 
 
-def texts_of_length(tokenizer, seq_len: int, n: int) -> list[str]:
+def texts_of_length(tokenizer: Tokenizer, seq_len: int, n: int) -> list[str]:
     """n different texts of seq_len tokens (special tokens included, so seq_len - 2 words' tokens for BERT).
 
     Each is cut from a longer random text at the end offset of its last wanted token: one encode per text.
@@ -51,11 +61,11 @@ class Target:
     refusal(batch) gives the one-line reason, and bench never runs it, let alone multiplies a smaller one.
     """
 
-    model: object
-    kind: str  # "text", "image" or "raw"
+    model: Task
+    kind: str  # "text", "image", "audio" or "raw"
     description: str
     make_call: Callable[[int], Callable[[], object]]
-    items: dict
+    facts: InputFacts
     load_ms: float = 0.0
     latency_batch: int = 1  # the smallest batch the model takes: 1, or a model's fixed batch
     refusal: Callable[[int], str | None] = _accept_any
@@ -91,42 +101,43 @@ def open_target(
     return target
 
 
-def open_spec(spec: dict) -> Target:
-    """The target a worker or cold-start process is told to open (the JSON spec from runner.target_spec)."""
+def open_spec(spec: TargetSpec) -> Target:
+    """The target a worker or cold-start process is told to open."""
     return open_target(
-        Path(spec["target"]),
-        variant=spec.get("variant"),
-        threads=spec.get("threads", 0),
-        seq_len=spec.get("seq_len", 128),
-        shapes=parse_shapes(spec.get("shapes", [])),
-        input_file=Path(spec["input_file"]) if spec.get("input_file") else None,
-        values=spec.get("values") or {},
+        spec.target,
+        variant=spec.variant,
+        threads=spec.threads,
+        seq_len=spec.seq_len,
+        shapes=spec.parsed_shapes(),
+        input_file=spec.input_file,
+        values=spec.parsed_values(),
     )
 
 
 def _target(
-    model, seq_len: int, shapes: dict[str, tuple[int, ...]], input_file: Path | None, values: dict[str, float]
+    model: Task, seq_len: int, shapes: dict[str, tuple[int, ...]], input_file: Path | None, values: dict[str, float]
 ) -> Target:
     """The workload for a pipeline, chosen by what its class declares it takes (edgert.tasks.registry)."""
     kind = type(model).input_kind
     if kind == "text":
-        return _text_target(model, seq_len, input_file)
+        return _text_target(cast(TextTask, model), seq_len, input_file)
     if kind == "image":
-        return _image_target(model, input_file)
+        return _image_target(cast(ImageTask, model), input_file)
     if kind == "audio":
-        return _audio_target(model, input_file)
-    return _raw_target(model, shapes, input_file, values)
+        return _audio_target(cast(AudioStream, model), input_file)
+    return _raw_target(cast(RawModel, model), shapes, input_file, values)
 
 
-def _batch_call(model: Task):
+def _batch_call(model: Task) -> Callable[..., object]:
     """The method that runs one batch, as the pipeline's class names it (bench_call)."""
     name = type(model).bench_call
     if name is None:
         raise EdgertError(f"bench does not know how to drive a {type(model).__name__} (it declares no bench_call)")
-    return getattr(model, name)
+    call: Callable[..., object] = getattr(model, name)
+    return call
 
 
-def _text_target(model, seq_len: int, input_file: Path | None) -> Target:
+def _text_target(model: TextTask, seq_len: int, input_file: Path | None) -> Target:
     if input_file is not None:
         texts = read_lines(input_file, hint="; a text bundle takes a text file, one text per line")
         texts = [t for t in texts if t] or [""]
@@ -139,11 +150,13 @@ def _text_target(model, seq_len: int, input_file: Path | None) -> Target:
     lengths = [len(e) for e in model.encoder.encode(texts)]
     run = _batch_call(model)
 
-    def make_call(batch: int):
+    def make_call(batch: int) -> Callable[[], object]:
         chunk = [texts[i % len(texts)] for i in range(batch)]
         return lambda: run(chunk, batch_size=batch)
 
-    return Target(model, "text", f"{model.bundle.task}, {what}", make_call, {"mean_tokens": float(np.mean(lengths))})
+    return Target(
+        model, "text", f"{model.bundle.task}, {what}", make_call, InputFacts(mean_tokens=float(np.mean(lengths)))
+    )
 
 
 def _audio_target(model: AudioStream, input_file: Path | None) -> Target:
@@ -166,10 +179,10 @@ def _audio_target(model: AudioStream, input_file: Path | None) -> Target:
     stream = model.stream()
     position = [0]
 
-    def make_call(batch: int):
+    def make_call(batch: int) -> Callable[[], object]:
         n = batch * model.window
 
-        def call():
+        def call() -> object:
             start = position[0] if position[0] + n <= len(samples) else 0
             position[0] = start + n
             return stream.push(samples[start : start + n])
@@ -180,7 +193,7 @@ def _audio_target(model: AudioStream, input_file: Path | None) -> Target:
 
     window_ms = model.seconds_per_window * 1000
     desc = f"audio stream, windows of {model.window} samples ({window_ms:g} ms at {model.sample_rate} Hz), {what}"
-    return Target(model, "audio", desc, make_call, {"window_ms": window_ms})
+    return Target(model, "audio", desc, make_call, InputFacts(window_ms=window_ms))
 
 
 def camera_frames(n: int, height: int = 480, width: int = 640) -> list[np.ndarray]:
@@ -195,7 +208,7 @@ def camera_frames(n: int, height: int = 480, width: int = 640) -> list[np.ndarra
     return frames
 
 
-def _image_target(model, input_file: Path | None) -> Target:
+def _image_target(model: ImageTask, input_file: Path | None) -> Target:
     from ..tasks.image import to_rgb
 
     run = _batch_call(model)
@@ -207,7 +220,7 @@ def _image_target(model, input_file: Path | None) -> Target:
         what = "640x480 RGB frames"
     h, w = model.image_size
 
-    def make_call(batch: int):
+    def make_call(batch: int) -> Callable[[], object]:
         chunk = [frames[i % len(frames)] for i in range(batch)]
         return lambda: run(chunk, batch_size=batch)
 
@@ -216,7 +229,7 @@ def _image_target(model, input_file: Path | None) -> Target:
         "image",
         f"{model.bundle.task}, {what} resized to {w}x{h}",
         make_call,
-        {"image": f"{frames[0].shape[1]}x{frames[0].shape[0]}", "model_input": f"{w}x{h}"},
+        InputFacts(image=f"{frames[0].shape[1]}x{frames[0].shape[0]}", model_input=f"{w}x{h}"),
     )
 
 
@@ -306,22 +319,24 @@ def _raw_target(
                 out[i.name] = rng.standard_normal(shape).astype(dtype)
         return out
 
-    def make_call(batch: int):
+    def make_call(batch: int) -> Callable[[], object]:
         if (why := refusal(batch)) is not None:
             raise EdgertError(why)
         f = feeds(batch)
         return lambda: model.run(f)
 
-    def show(i, dims) -> str:
+    def show(i: NodeArg, dims: list[int]) -> str:
         shape = "x".join(map(str, dims)) if dims else "scalar"
         value = f"={values[i.name]:g}" if i.name in values else ""
         return f"{i.name} {shape} {i.type[7:-1]}{value}"
 
     desc = ", ".join(show(i, dims) for i, dims, _ in plan)
-    return Target(model, "raw", f"random inputs: {desc}", make_call, {"inputs": desc}, 0.0, latency_batch, refusal)
+    return Target(
+        model, "raw", f"random inputs: {desc}", make_call, InputFacts(inputs=desc), 0.0, latency_batch, refusal
+    )
 
 
-def _file_target(model: RawModel, inputs, input_file: Path) -> Target:
+def _file_target(model: RawModel, inputs: list[NodeArg], input_file: Path) -> Target:
     """Arrays from an .npz. When every input has a dynamic first dimension and the arrays agree on it, a batch
     of any size is built for real by repeating the file's rows; otherwise only the file's own batch runs."""
     try:
@@ -335,17 +350,17 @@ def _file_target(model: RawModel, inputs, input_file: Path) -> Target:
     dynamic = all(
         data[i.name].ndim and i.shape and not (isinstance(i.shape[0], int) and i.shape[0] > 0) for i in inputs
     )
-    shapes = {k: list(v.shape) for k, v in data.items()}
+    shapes = {k: tuple(int(d) for d in v.shape) for k, v in data.items()}
     if dynamic and len(rows) == 1:
         (n,) = rows
 
-        def make_call(batch: int):
+        def make_call(batch: int) -> Callable[[], object]:
             index = np.arange(batch) % n
             tiled = {k: np.take(v, index, axis=0) for k, v in data.items()}
             return lambda: model.run(tiled)
 
         what = f"arrays from {input_file.name} ({n} rows, repeated or cut to each batch)"
-        return Target(model, "raw", what, make_call, {"shapes": shapes})
+        return Target(model, "raw", what, make_call, InputFacts(shapes=shapes))
     why = (
         "the arrays disagree on their first dimension"
         if len(rows) > 1
@@ -357,9 +372,11 @@ def _file_target(model: RawModel, inputs, input_file: Path) -> Target:
     def refusal(batch: int) -> str | None:
         return None if batch == own else f"batch {batch} refused: {input_file.name} runs as given ({why})"
 
-    def make_file_call(batch: int):
+    def make_file_call(batch: int) -> Callable[[], object]:
         if (reason := refusal(batch)) is not None:
             raise EdgertError(reason)
         return lambda: model.run(data)
 
-    return Target(model, "raw", f"arrays from {input_file.name}", make_file_call, {"shapes": shapes}, 0.0, own, refusal)
+    return Target(
+        model, "raw", f"arrays from {input_file.name}", make_file_call, InputFacts(shapes=shapes), 0.0, own, refusal
+    )

@@ -106,7 +106,7 @@ def run_bench(args, resolve_bundle) -> int:
     require("rich", "bench")
     from ..bench import records, report
     from ..bench.budget import evaluate
-    from ..bench.runner import BenchConfig, run, summaries
+    from ..bench.runner import BenchConfig, run
 
     limits = _limits(args.budget)  # a bad budget is a usage error before any work
     spec = args.target
@@ -131,7 +131,7 @@ def run_bench(args, resolve_bundle) -> int:
     with _RichProgress() as progress:
         result = run(config, progress)
     if limits:
-        result["budget"] = evaluate(limits, summaries(result))
+        result = result.with_budget(evaluate(limits, result.summaries()))
     if args.json:
         records.save(result, args.json)
     if args.markdown == "-":
@@ -140,15 +140,15 @@ def run_bench(args, resolve_bundle) -> int:
         report.print_rich(result)
         if args.markdown:
             safepath.write_output(Path(args.markdown), report.markdown(result), error=EdgertError, what="--markdown")
-    if args.plot and result.get("configs"):
+    if args.plot and result.configs:
         report.plot(result, Path(args.plot))
-    if not result["complete"]:
+    if not result.complete:
         saved = f"; samples so far saved to {args.json}" if args.json else ""
-        print(f"edgert: interrupted during {result['interrupted_in']}{saved}", file=sys.stderr)
+        print(f"edgert: interrupted during {result.interrupted_in}{saved}", file=sys.stderr)
         return 130
-    if limits and not all(b["passed"] for b in result["budget"]):
+    if limits and not all(b.passed for b in result.budget):
         for status in ("violated", "not measured"):
-            rows = [f"{b['budget']} ({b['config']})" for b in result["budget"] if b["status"] == status]
+            rows = [f"{b.budget} ({b.config})" for b in result.budget if b.status == status]
             if rows:
                 print(f"edgert: budget {status}: {', '.join(rows)}", file=sys.stderr)
         return 1
@@ -158,16 +158,11 @@ def run_bench(args, resolve_bundle) -> int:
 def run_compare(args) -> int:
     require("scipy", "bench")
     from ..bench import records
-    from ..bench.compare import check, compare, decide, differences
+    from ..bench.compare import compare, decide, differences
 
     threshold = _percent(args.threshold, "--threshold")
     fail_on = _percent(args.fail_on, "--fail-on") if args.fail_on else None
-    a, b = records.load(args.a), records.load(args.b)
-    for path, result in ((args.a, a), (args.b, b)):
-        try:
-            check(result)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise EdgertError(f"{path}: not a bench result compare can read ({type(exc).__name__}: {exc})") from None
+    a, b = records.load(args.a), records.load(args.b)  # a file that is not a result: one line saying where
     differ = differences(a, b)
     if differ and not args.force:
         raise EdgertError(

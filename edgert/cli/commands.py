@@ -236,22 +236,19 @@ def cmd_device(args) -> int:
     from ..device import describe
 
     d = describe()
+    kinds = ", ".join(f"{n}x {t}" for t, n in d.core_types.items())
     rows = [
-        ("cpu", d["cpu"]),
-        (
-            "cores",
-            f"{d['cores']}"
-            + (f" ({', '.join(f'{n}x {t}' for t, n in d['core_types'].items())})" if d["core_types"] else ""),
-        ),
-        ("machine", d["machine"]),
-        ("features", " ".join(d["features"]) or "-"),
-        ("board", d["board"] or "-"),
-        ("os", d["os"]),
-        ("governor", d["governor"] or "-"),
-        ("quantization target", d["quantization_target"]),
-        ("device profile", d["profile"]),
-        ("onnxruntime", f"{d['onnxruntime']} ({', '.join(d['providers'])})"),
-        ("kernels", d["kernels"]),
+        ("cpu", d.cpu),
+        ("cores", f"{d.cores}" + (f" ({kinds})" if kinds else "")),
+        ("machine", d.machine),
+        ("features", " ".join(d.features) or "-"),
+        ("board", d.board or "-"),
+        ("os", d.os),
+        ("governor", d.governor or "-"),
+        ("quantization target", d.quantization_target),
+        ("device profile", d.profile),
+        ("onnxruntime", f"{d.onnxruntime} ({', '.join(d.providers)})"),
+        ("kernels", d.kernels),
     ]
     from ..device import meters as energy
 
@@ -262,7 +259,7 @@ def cmd_device(args) -> int:
         else:
             rows.append((f"energy {name}", f"not usable: {found['unavailable'][name]}"))
     if not found["usable"]:
-        profile, watts = energy.profile_for(d["board"], d["machine"])
+        profile, watts = energy.profile_for(d.board, d.machine)
         rows.append(("energy", f"bench will ESTIMATE: CPU time x {watts:g} W per core (profile {profile})"))
     from .render import print_rows
 

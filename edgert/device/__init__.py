@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from ..errors import SessionError
 
@@ -246,30 +245,50 @@ def versions(dists: tuple[str, ...]) -> dict[str, str | None]:
     return out
 
 
-def describe() -> dict[str, Any]:
-    """Everything `edgert device` shows, and what every bench result records: the device, onnxruntime and the
-    kernels in use."""
+@dataclass(frozen=True)
+class Description:
+    """Everything `edgert device` shows, and what every bench result records as its machine. Fields that older
+    results may lack have defaults."""
+
+    cpu: str
+    machine: str
+    cores: int | None = None
+    core_types: dict[str, int] = field(default_factory=dict)
+    profile: str = ""
+    features: tuple[str, ...] = ()
+    board: str | None = None
+    os: str = ""
+    governor: str | None = None
+    python: str = ""
+    onnxruntime: str = ""
+    providers: tuple[str, ...] = ()
+    kernels: str = ""
+    quantization_target: str = ""
+
+
+def describe() -> Description:
+    """This device, onnxruntime and the kernels in use."""
     import onnxruntime as ort
 
     from .. import kernels
 
     found = detect()
-    return {
-        "cpu": found.cpu,
-        "machine": found.machine,
-        "cores": os.cpu_count(),
-        "core_types": found.cores,
-        "profile": found.profile.name,
-        "features": list(cpu_features()),
-        "board": board_model(),
-        "os": os_name(),
-        "governor": governor(),
-        "python": platform.python_version(),
-        "onnxruntime": ort.__version__,
-        "providers": ort.get_available_providers(),
-        "kernels": kernels.IMPLEMENTATION,
-        "quantization_target": quantization_target(),
-    }
+    return Description(
+        cpu=found.cpu,
+        machine=found.machine,
+        cores=os.cpu_count(),
+        core_types=dict(found.cores),
+        profile=found.profile.name,
+        features=tuple(cpu_features()),
+        board=board_model(),
+        os=os_name(),
+        governor=governor(),
+        python=platform.python_version(),
+        onnxruntime=ort.__version__,
+        providers=tuple(ort.get_available_providers()),
+        kernels=kernels.IMPLEMENTATION,
+        quantization_target=quantization_target(),
+    )
 
 
 THREADS_ENV = "EDGERT_THREADS"
