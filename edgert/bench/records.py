@@ -326,10 +326,11 @@ class BenchResult:
     def with_budget(self, rows: Sequence[BudgetRow]) -> BenchResult:
         return replace(self, budget=tuple(rows))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
+        """The JSON object ``save`` writes: the format version, the fields, and the figures derived from them."""
         from .. import typed_json
 
-        body: dict[str, Any] = typed_json.dump(self)
+        body: dict[str, object] = typed_json.dump(self)
         return {"schema": SCHEMA, **body}
 
     @classmethod

@@ -5,10 +5,19 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from argparse import Namespace
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import safepath
+from ..bench.config import BenchConfig
 from ..errors import EdgertError, require
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from ..bench.budget import Limit
 
 
 def _percent(text: str, what: str) -> float:
@@ -22,7 +31,7 @@ def _percent(text: str, what: str) -> float:
     return v / 100
 
 
-def _limits(spec: str | None):
+def _limits(spec: str | None) -> list[Limit] | None:
     from ..bench import budget
 
     if spec is None:
@@ -33,7 +42,7 @@ def _limits(spec: str | None):
 
 
 class _RichProgress:
-    def __init__(self):
+    def __init__(self) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -44,14 +53,14 @@ class _RichProgress:
             console=Console(stderr=True),
             transient=True,
         )
-        self.task = None
+        self.task: TaskID | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> _RichProgress:
         self.p.__enter__()
         return self
 
-    def __exit__(self, *exc):
-        return self.p.__exit__(*exc)
+    def __exit__(self, *exc: object) -> None:
+        self.p.__exit__(None, None, None)
 
     def phase(self, name: str, total: float | None = None) -> None:
         if self.task is not None:
@@ -82,7 +91,7 @@ def _writable(path: str, flag: str) -> None:
         raise EdgertError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
 
 
-def _check_before_run(args, limits, config) -> None:
+def _check_before_run(args: Namespace, limits: list[Limit] | None, config: BenchConfig) -> None:
     """Everything that would fail only after the run: output paths, the plot's dependency, unmeasurable budgets."""
     from ..bench.budget import unmeasurable
 
@@ -101,12 +110,12 @@ def _check_before_run(args, limits, config) -> None:
             raise EdgertError(f"budget cannot be measured by this run: {'; '.join(cannot)}")
 
 
-def run_bench(args, resolve_bundle) -> int:
+def run_bench(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> int:
     require("psutil", "bench")
     require("rich", "bench")
     from ..bench import records, report
     from ..bench.budget import evaluate
-    from ..bench.runner import BenchConfig, run
+    from ..bench.runner import run
 
     limits = _limits(args.budget)  # a bad budget is a usage error before any work
     spec = args.target
@@ -155,7 +164,7 @@ def run_bench(args, resolve_bundle) -> int:
     return 0
 
 
-def run_compare(args) -> int:
+def run_compare(args: Namespace) -> int:
     require("scipy", "bench")
     from ..bench import records
     from ..bench.compare import compare, decide, differences

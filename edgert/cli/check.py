@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from argparse import Namespace
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ def record(bundle: Bundle, result: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def run_check(args, resolve_bundle) -> int:
+def run_check(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> int:
     from .. import load, quality
 
     path = resolve_bundle(args.bundle)

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import json
 import sys
+from argparse import Namespace
 from collections.abc import Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING, TypeVar
 
 from ..bundle import Bundle
 from ..catalog import resolve_bundle
 from ..errors import EdgertError, MissingDependencyError, TaskError
 
+if TYPE_CHECKING:
+    import numpy as np
 
-def _export_api():
+    from ..tasks import Task
+
+T = TypeVar("T", bound="Task")
+
+
+def _export_api() -> ModuleType:
     try:
         from ..export import build
     except ImportError as exc:
@@ -21,7 +31,7 @@ def _export_api():
     return build
 
 
-def cmd_export(args) -> int:
+def cmd_export(args: Namespace) -> int:
     from .options import from_args
 
     export = _export_api()
@@ -39,7 +49,7 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_import(args) -> int:
+def cmd_import(args: Namespace) -> int:
     from ..import_options import ImportOptions
     from ..importer import import_model
     from .options import from_args
@@ -54,7 +64,7 @@ def cmd_import(args) -> int:
     return 0
 
 
-def cmd_inspect(args) -> int:
+def cmd_inspect(args: Namespace) -> int:
     bundle = Bundle.open(resolve_bundle(args.bundle), verify=True)
     if args.json:
         print(json.dumps(bundle.raw, indent=2))
@@ -73,7 +83,7 @@ class _Inputs:
     command then exits 2. Line endings (\\n or \\r\\n) are not part of a line.
     """
 
-    def __init__(self, args, items: list[str] | None = None, flag: str = "--text"):
+    def __init__(self, args: Namespace, items: list[str] | None = None, flag: str = "--text"):
         self.items = args.text if items is None else items
         self.file = args.file
         self.flag = flag
@@ -135,7 +145,7 @@ class _Inputs:
         return 0
 
 
-def _load(args, pipeline, bundle: Bundle | None = None):
+def _load(args: Namespace, pipeline: type[T], bundle: Bundle | None = None) -> T:
     """The pipeline for the command's bundle; the manifest is read once (pass it when the caller has)."""
     from .. import load
 
@@ -145,10 +155,13 @@ def _load(args, pipeline, bundle: Bundle | None = None):
             f"{bundle.path}: bundle task is {bundle.task!r}; `edgert {args.command}` needs a "
             f"{' or '.join(pipeline.tasks)} bundle"
         )
-    return load(bundle, variant=args.variant)
+    model = load(bundle, variant=args.variant)
+    if not isinstance(model, pipeline):  # a task the pipeline serves loads as that pipeline
+        raise TaskError(f"{bundle.path}: loaded as {type(model).__name__}, not {pipeline.__name__}")
+    return model
 
 
-def cmd_embed(args) -> int:
+def cmd_embed(args: Namespace) -> int:
     from ..tasks import TextEmbedder
 
     inputs = _Inputs(args)  # bad arguments are refused before the model loads
@@ -162,7 +175,7 @@ def cmd_embed(args) -> int:
     return inputs.status()
 
 
-def _decoded(inputs: _Inputs, chunk: list[str], first: int) -> tuple[list[str], list]:
+def _decoded(inputs: _Inputs, chunk: list[str], first: int) -> tuple[list[str], list[np.ndarray]]:
     """The images of a chunk that decode; each one that does not is reported and skipped."""
     from ..tasks.image import to_rgb
 
@@ -176,7 +189,7 @@ def _decoded(inputs: _Inputs, chunk: list[str], first: int) -> tuple[list[str], 
     return names, pixels
 
 
-def cmd_classify(args) -> int:
+def cmd_classify(args: Namespace) -> int:
     from ..tasks import ImageClassifier, TextClassifier
 
     bundle = Bundle.open(resolve_bundle(args.bundle))
@@ -186,21 +199,28 @@ def cmd_classify(args) -> int:
     if not images and args.image:
         raise EdgertError(f"{bundle.path} classifies texts: --image needs an image-classification bundle")
     inputs = _Inputs(args, args.image, "--image") if images else _Inputs(args)
-    model = _load(args, ImageClassifier if images else TextClassifier, bundle)
+    model: ImageClassifier | TextClassifier = (
+        _load(args, ImageClassifier, bundle) if images else _load(args, TextClassifier, bundle)
+    )
     key = "image" if images else "text"
     out = sys.stdout
     seen = 0
     for chunk in inputs:
-        items, batch = _decoded(inputs, chunk, seen) if images else (chunk, chunk)
+        items: list[str] = chunk
+        if isinstance(model, ImageClassifier):
+            items, pixels = _decoded(inputs, chunk, seen)
+            predictions = model.classify(pixels, top_k=args.top_k, batch_size=args.batch_size)
+        else:
+            predictions = model.classify(chunk, top_k=args.top_k, batch_size=args.batch_size)
         seen += len(chunk)
-        for item, preds in zip(items, model.classify(batch, top_k=args.top_k, batch_size=args.batch_size)):
+        for item, preds in zip(items, predictions):
             labels = [{"label": p.label, "score": p.score} for p in preds]
             out.write(json.dumps({key: item, "labels": labels}, ensure_ascii=False) + "\n")
     out.flush()
     return inputs.status()
 
 
-def cmd_detect(args) -> int:
+def cmd_detect(args: Namespace) -> int:
     """Each file in turn: one that cannot be read or has another sample rate is reported and skipped."""
     from ..tasks import AudioStream
     from ..tasks.audio import read_wav
@@ -232,7 +252,7 @@ def cmd_detect(args) -> int:
     return 2 if skipped else 0
 
 
-def cmd_device(args) -> int:
+def cmd_device(args: Namespace) -> int:
     from ..device import describe
 
     d = describe()
@@ -267,19 +287,19 @@ def cmd_device(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(args: Namespace) -> int:
     from .bench import run_bench
 
     return run_bench(args, resolve_bundle)
 
 
-def cmd_check(args) -> int:
+def cmd_check(args: Namespace) -> int:
     from .check import run_check
 
     return run_check(args, resolve_bundle)
 
 
-def cmd_compare(args) -> int:
+def cmd_compare(args: Namespace) -> int:
     from .bench import run_compare
 
     return run_compare(args)

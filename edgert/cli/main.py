@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from typing import Any, NoReturn
 
 from .._version import __version__
 from ..bench.config import BenchConfig
@@ -28,7 +29,7 @@ def _positive(text: str) -> int:
 class _Help(argparse.RawDescriptionHelpFormatter):
     """Shows each option's default where it has one and the help does not already say it."""
 
-    def _get_help_string(self, action):
+    def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
         if (
@@ -56,15 +57,18 @@ EXAMPLES = {
 }
 
 
-def _command(sub, name: str, **kw) -> argparse.ArgumentParser:
+def _command(sub: Any, name: str, **kw: Any) -> argparse.ArgumentParser:
     """A subcommand whose --help shows defaults and an example."""
-    return sub.add_parser(name, formatter_class=_Help, epilog=f"example:\n  {EXAMPLES[name]}", **kw)
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, formatter_class=_Help, epilog=f"example:\n  {EXAMPLES[name]}", **kw
+    )
+    return parser
 
 
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line on stderr, exit code 2, like every other edgert error."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -234,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _terminated(signum, frame):
+def _terminated(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
 

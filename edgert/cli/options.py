@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import types
 import typing
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..errors import OptionError
@@ -25,7 +26,7 @@ def _bare(hint: Any) -> Any:
     return hint
 
 
-def _shown(f: dataclasses.Field) -> str | None:
+def _shown(f: dataclasses.Field[Any]) -> str | None:
     if f.metadata.get("shown") is not None:
         return str(f.metadata["shown"])
     default = f.default
@@ -51,7 +52,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, 
             "default": None,
             "help": meta["help"] + (f" (default: {shown})" if shown else ""),
         }
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             kw["required"] = True
         hint = _bare(hints[f.name])
         if meta.get("parse"):
@@ -75,15 +76,16 @@ def add_options(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, 
 class LazyChoices:
     """Choices computed on first use (the task registry imports the pipelines): `edgert --help` stays light."""
 
-    def __init__(self, compute: Any):
-        self._compute, self._values = compute, None
+    def __init__(self, compute: Callable[[], Iterable[Any]]):
+        self._compute = compute
+        self._values: list[Any] | None = None
 
     def _get(self) -> list[Any]:
         if self._values is None:
             self._values = list(self._compute())
         return self._values
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter(self._get())
 
     def __contains__(self, value: object) -> bool:

@@ -10,7 +10,7 @@ from .source import TASK_CHOICES
 __all__ = ["export_bundle", "ExportOptions", "BudgetMissError", "TASK_CHOICES", "QUANTIZE_CHOICES", "TARGET_CHOICES"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name in ("export_bundle", "BudgetMissError"):
         from . import build
 

@@ -63,7 +63,7 @@ def _reference_embeddings(source: Source, task: str) -> tuple[np.ndarray, int]:
         return ref.astype(np.float32), sum(p.numel() for p in st.parameters())
     from transformers import AutoModel, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(source.location)
+    tok = AutoTokenizer.from_pretrained(source.location)  # type: ignore[no-untyped-call]
     model = AutoModel.from_pretrained(source.location).eval()
     batch = tok(SAMPLES, padding=True, truncation=True, return_tensors="pt")
     with torch.no_grad():
@@ -77,7 +77,7 @@ def _reference_text_scores(source: Source) -> tuple[np.ndarray, int]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(source.location)
+    tok = AutoTokenizer.from_pretrained(source.location)  # type: ignore[no-untyped-call]
     model = AutoModelForSequenceClassification.from_pretrained(source.location).eval()
     batch = tok(SAMPLES, padding=True, truncation=True, return_tensors="pt")
     with torch.no_grad():

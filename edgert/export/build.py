@@ -12,7 +12,7 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,7 +40,7 @@ class Steps:
         self.times: dict[str, float] = {}
 
     @contextlib.contextmanager
-    def step(self, label: str):
+    def step(self, label: str) -> Iterator[None]:
         self.n += 1
         self.echo(f"[{self.n}/{self.total}] {label} ...")
         t = time.perf_counter()
@@ -55,7 +55,7 @@ def _versions() -> dict[str, str | None]:
 
 
 @contextlib.contextmanager
-def _quiet():
+def _quiet() -> Iterator[None]:
     """Optimum and torch tracing are chatty; keep their warnings out of the progress lines."""
     loggers = [logging.getLogger(n) for n in ("optimum", "transformers", "sentence_transformers", "torch")]
     old = [lg.level for lg in loggers]
@@ -113,7 +113,7 @@ def _fix_tokenizer(root: Path, max_length: int) -> dict[str, Any]:
     path = root / "tokenizer.json"
     if not path.is_file():
         raise ExportError(f"{path}: Optimum wrote no tokenizer.json; edgert needs a fast tokenizer")
-    tok = json.loads(path.read_text(encoding="utf-8"))
+    tok: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     tok["padding"] = None
     tok["truncation"] = {"direction": "Right", "max_length": max_length, "strategy": "LongestFirst", "stride": 0}
     path.write_text(json.dumps(tok, ensure_ascii=False), encoding="utf-8")
@@ -244,6 +244,7 @@ def export_bundle(
         quant: dict[str, Any] = {"mode": "none"}
         record: dict[str, Any] | None = None
         if quantize:
+            assert data is not None  # calibration data is read whenever there is something to quantize
             auto = options.quantize == "auto"
             what = (
                 f"search {len(candidates)} recipes for {target} (budget {options.accuracy_budget} "

@@ -33,13 +33,13 @@ def read_lines(path: Path) -> list[str]:
 class Data:
     """Calibration and validation items (texts, or image paths) and where they came from."""
 
-    calibration: tuple
-    validation: tuple
+    calibration: tuple[str, ...]
+    validation: tuple[str, ...]
     source: str
     kind: str  # "text" or "image"
     dropped: int = 0  # validation items left out because the calibration data contains them
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, object]:
         return {
             "source": self.source,
             "kind": self.kind,

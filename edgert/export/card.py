@@ -101,7 +101,7 @@ def io_spec(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Inputs and outputs with names, dtypes and shapes (symbolic dims as strings)."""
     s = create_session(path, _AS_IS)
 
-    def spec(x):
+    def spec(x: Any) -> dict[str, Any]:  # an onnxruntime NodeArg
         dtype = np.dtype(ORT_DTYPES[x.type]).name if x.type in ORT_DTYPES else x.type
         return {
             "name": x.name,

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ..bundle import FORMAT, MANIFEST
@@ -29,7 +30,8 @@ _WORK = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)$")
 
 def is_bundle(path: Path) -> bool:
     try:
-        return json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("format") == FORMAT
+        found: object = json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("format")
+        return found == FORMAT
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -42,7 +44,7 @@ def unlisted(out: Path) -> list[str]:
         listed = set()
     listed.add(MANIFEST)
     dirs = {p for name in listed for p in Path(name).parents if str(p) != "."}
-    extra = []
+    extra: list[str] = []
     for p in sorted(out.rglob("*")):
         rel = p.relative_to(out).as_posix()
         if rel in listed or (p.is_dir() and not p.is_symlink() and Path(rel) in dirs):
@@ -91,7 +93,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def recover(out: Path, echo=None) -> None:
+def recover(out: Path, echo: Callable[[str], object] | None = None) -> None:
     """Before an export to ``out``: put back a bundle that an interrupted swap left aside, and delete the work
     directories of dead exports to the same path."""
     echo = echo or (lambda s: print(s, file=sys.stderr))

@@ -14,14 +14,20 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ExportError
+
+if TYPE_CHECKING:
+    import onnx
+
+#: calibration feeds, made anew for each pass over them
+Feeds = Callable[[], Iterable[dict[str, np.ndarray]]]
 
 KINDS = ("dynamic", "static", "nbits")
 
@@ -89,7 +95,7 @@ def by_name(name: str) -> Recipe:
 
 
 @contextlib.contextmanager
-def _quiet_ort():
+def _quiet_ort() -> Iterator[None]:
     """onnxruntime's quantization tools log per node at INFO/ERROR; the export shows its own progress."""
     logger = logging.getLogger("onnxruntime")
     root = logging.getLogger()
@@ -145,7 +151,7 @@ def _dynamic(recipe: Recipe, fp32: Path, out: Path, target: str) -> dict[str, An
     }
 
 
-def _embedding_gathers(model) -> list:
+def _embedding_gathers(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     """Gather nodes that look up rows of a large 2-D float initializer (the word-embedding table)."""
     inits = {i.name: i for i in model.graph.initializer}
     found = []
@@ -159,7 +165,7 @@ def _embedding_gathers(model) -> list:
     return found
 
 
-def quantize_embeddings(model, block_size: int = 32) -> int:
+def quantize_embeddings(model: onnx.ModelProto, block_size: int = 32) -> int:
     """Replaces each embedding-table Gather by GatherBlockQuantized with 8-bit symmetric blocks along the
     hidden axis. Returns the number of tables quantized. onnxruntime's own quantizer only writes 4 bits here."""
     from onnx import helper, numpy_helper
@@ -250,21 +256,21 @@ def _nbits_apply(recipe: Recipe, fp32: Path, out: Path) -> dict[str, Any]:
 class _Reader:
     """onnxruntime's CalibrationDataReader protocol over a re-iterable source of feeds."""
 
-    def __init__(self, feeds: Callable[[], Iterable[dict[str, np.ndarray]]]):
+    def __init__(self, feeds: Feeds):
         self._make = feeds
         self._it = iter(feeds())
 
-    def get_next(self):
+    def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._it, None)
 
     def rewind(self) -> None:
         self._it = iter(self._make())
 
-    def __iter__(self):  # qdq_loss_debug iterates instead of calling get_next
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:  # qdq_loss_debug iterates instead of calling get_next
         return iter(self._make())
 
 
-def _node_errors(fp32: Path, qdq: Path, calibration, work: Path) -> dict[str, float]:
+def _node_errors(fp32: Path, qdq: Path, calibration: Feeds, work: Path) -> dict[str, float]:
     """Each MatMul's measured quantization damage: the worst signal-to-quantization-noise ratio (dB) of the
     activations it reads, QDQ'd versus float, over the calibration data. Lower is worse."""
     import onnx
@@ -290,7 +296,7 @@ def _node_errors(fp32: Path, qdq: Path, calibration, work: Path) -> dict[str, fl
     return scores
 
 
-def _static(recipe: Recipe, fp32: Path, out: Path, calibration) -> dict[str, Any]:
+def _static(recipe: Recipe, fp32: Path, out: Path, calibration: Feeds) -> dict[str, Any]:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     work = out.parent / f".static-{out.stem}"
@@ -311,7 +317,7 @@ def _static(recipe: Recipe, fp32: Path, out: Path, calibration) -> dict[str, Any
         full = work / "all.onnx"
         quantize_static(str(fp32), str(full), _Reader(calibration), **kwargs)
         scores = _node_errors(fp32, full, calibration, work)
-        worst = sorted(scores, key=scores.get)
+        worst = sorted(scores, key=lambda name: scores[name])
         keep = worst[: round(recipe.keep_float * len(worst))]
         if keep:
             quantize_static(str(fp32), str(out), _Reader(calibration), nodes_to_exclude=keep, **kwargs)

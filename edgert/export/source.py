@@ -40,7 +40,8 @@ class Source:
         if not p.is_file():
             return None
         try:
-            return json.loads(p.read_text(encoding="utf-8"))
+            data: dict[str, Any] | None = json.loads(p.read_text(encoding="utf-8"))
+            return data
         except (OSError, json.JSONDecodeError) as exc:
             raise ExportError(f"{p}: unreadable JSON ({exc})") from None
 
@@ -99,7 +100,7 @@ def text_pre(source: Source, tokenizer: dict[str, Any]) -> dict[str, Any]:
         "tokenizer": "tokenizer.json",
         "files": ["tokenizer.json"],
         "max_length": _max_length(source),
-        "pad_id": int(pad_id),
+        "pad_id": int(pad_id) if isinstance(pad_id, (int, float)) else 0,
         "padding": "dynamic",
     }
 
@@ -107,7 +108,8 @@ def text_pre(source: Source, tokenizer: dict[str, Any]) -> dict[str, Any]:
 def embedding_post(source: Source, task: str, outputs: list[str], dim: int) -> dict[str, Any]:
     if task == "sentence-embedding":
         pooling_cfg = {}
-        modules = source.read_json("modules.json") or []
+        listed = source.read_json("modules.json")
+        modules: list[dict[str, Any]] = [m for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
         for m in modules:
             if m.get("type", "").endswith("Pooling"):
                 pooling_cfg = source.read_json(f"{m.get('path', '')}/config.json") or {}
