@@ -12,7 +12,7 @@ from ..options import check, option
 from . import recipes
 from .source import TASK_CHOICES
 
-QUANTIZE_CHOICES = ("auto", "none", "dynamic", "static", "int8-weights", "int4-weights")
+QUANTIZE_CHOICES = ("auto", "none", "dynamic", "static", "int8-weights", "int4-weights", "int8-pertoken")
 TARGET_CHOICES = ("auto", "avx2", "avx512", "avx512_vnni", "arm64", "arm64_dotprod")
 
 
@@ -89,5 +89,6 @@ class ExportOptions:
             "static": recipes.STATIC,
             "int8-weights": recipes.WEIGHTS8,
             "int4-weights": recipes.by_name("int4-weights-b32-acc4+emb8"),
+            "int8-pertoken": recipes.PERTOKEN,
         }
         return (fixed[self.quantize],)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 #: calibration feeds, made anew for each pass over them
 Feeds = Callable[[], Iterable[dict[str, np.ndarray]]]
 
-KINDS = ("dynamic", "static", "nbits")
+KINDS = ("dynamic", "static", "nbits", "pertoken")
 
 
 @dataclass(frozen=True)
@@ -44,16 +44,21 @@ class Recipe:
     per_channel: bool = True
     embeddings: bool = False  # also quantize the word-embedding table (GatherBlockQuantized, 8 bits)
     keep_float: float = 0.0  # static: the share of MatMuls, worst first by measured error, kept in float
+    smooth_alpha: float | None = None  # pertoken: SmoothQuant's migration strength (None: no smoothing)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ExportError(f"recipe {self.name}: unknown kind {self.kind!r} (known: {', '.join(KINDS)})")
+        if self.kind == "pertoken" and self.bits not in (7, 8):
+            raise ExportError(f"recipe {self.name}: per-token weights take 7 or 8 bits, not {self.bits}")
         if self.kind == "nbits" and self.bits not in (4, 8):
             raise ExportError(f"recipe {self.name}: MatMulNBits takes 4 or 8 bits, not {self.bits}")
         if self.block_size < 16 or self.block_size & (self.block_size - 1):
             raise ExportError(f"recipe {self.name}: block size must be a power of two >= 16, got {self.block_size}")
         if self.accuracy_level not in (0, 1, 2, 3, 4):
             raise ExportError(f"recipe {self.name}: accuracy_level must be 0-4, got {self.accuracy_level}")
+        if self.smooth_alpha is not None and not 0.0 < self.smooth_alpha < 1.0:
+            raise ExportError(f"recipe {self.name}: smooth_alpha must be in (0, 1), got {self.smooth_alpha}")
         if not 0.0 <= self.keep_float < 1.0:
             raise ExportError(f"recipe {self.name}: keep_float must be in [0, 1), got {self.keep_float}")
 
@@ -69,15 +74,18 @@ def _nbits(bits: int, level: int, embeddings: bool) -> Recipe:
 DYNAMIC = Recipe("dynamic-int8", "dynamic")
 STATIC = Recipe("static-int8-qdq+emb8", "static", keep_float=0.25, embeddings=True)
 WEIGHTS8 = _nbits(8, 4, True)
+#: per-token int8 activations x per-column int8 weights with SmoothQuant (edgert.export.pertoken): integer compute,
+#: batch-invariant by construction, exact on every CPU (u8 x u8)
+PERTOKEN = Recipe("int8-pertoken-sq60+emb8", "pertoken", smooth_alpha=0.6, embeddings=True)
 
 #: The candidates ``--quantize auto`` tries per target, cheapest to build first. On arm64 without dot-product
 #: instructions (Raspberry Pi 4) int8 compute has no fast kernel, so fp32 compute (accuracy level 1) is tried too.
 PRESETS: dict[str, tuple[Recipe, ...]] = {
-    "avx2": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), STATIC),
-    "avx512": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), STATIC),
-    "avx512_vnni": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), STATIC),
+    "avx2": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), PERTOKEN, STATIC),
+    "avx512": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), PERTOKEN, STATIC),
+    "avx512_vnni": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), PERTOKEN, STATIC),
     "arm64": (DYNAMIC, WEIGHTS8, _nbits(8, 1, True), _nbits(4, 1, True), STATIC),
-    "arm64_dotprod": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), STATIC),
+    "arm64_dotprod": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), PERTOKEN, STATIC),
 }
 #: The small set the test suite searches: one recipe that is not batch-invariant, two that are.
 QUICK = (DYNAMIC, _nbits(4, 4, True), WEIGHTS8)
@@ -123,6 +131,8 @@ def apply(
             return _dynamic(recipe, fp32, out, target)
         if recipe.kind == "nbits":
             return _nbits_apply(recipe, fp32, out)
+        if recipe.kind == "pertoken":
+            return _pertoken(recipe, fp32, out, calibration)
         if calibration is None:
             raise ExportError(f"recipe {recipe.name} needs calibration data")
         return _static(recipe, fp32, out, calibration)
@@ -208,6 +218,32 @@ def quantize_embeddings(model: onnx.ModelProto, block_size: int = 32) -> int:
     if done and not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return done
+
+
+def _pertoken(recipe: Recipe, fp32: Path, out: Path, calibration: Feeds | None) -> dict[str, Any]:
+    import onnx
+
+    from . import pertoken
+
+    model = onnx.load(str(fp32))
+    ranges = None
+    if recipe.smooth_alpha is not None:
+        if calibration is None:
+            raise ExportError(f"recipe {recipe.name} needs calibration data (SmoothQuant's activation ranges)")
+        ranges = pertoken.channel_ranges(fp32, [g.tensor for g in pertoken.groups(model)], calibration)
+    matmuls = pertoken.rewrite(model, ranges, recipe.smooth_alpha, recipe.bits)
+    tables = quantize_embeddings(model, recipe.block_size) if recipe.embeddings else 0
+    onnx.save(model, str(out))
+    return {
+        "activations": "int8 per token (one symmetric scale per row, computed at run time: independent of the batch)",
+        "weights": f"int{recipe.bits} symmetric per output column (MatMulInteger, "
+        + ("u8 x s8, 7-bit: exact on every CPU)" if recipe.bits == 7 else "u8 x u8: exact on every CPU)"),
+        "smoothquant_alpha": recipe.smooth_alpha,
+        "matmuls": matmuls,
+        "embedding_tables": f"{tables} as int8 blocks of {recipe.block_size} (GatherBlockQuantized)"
+        if tables
+        else "float",
+    }
 
 
 def _nbits_apply(recipe: Recipe, fp32: Path, out: Path) -> dict[str, Any]:

@@ -23,17 +23,18 @@ out="${EDGERT_ARM_OUT:-$repo/.edgert/arm}"
 rm -rf "$out" && mkdir -p "$out"
 
 # 1. Bundles, exported on the host once per source version: the test suite's, and for the cross-architecture
-#    comparison an fp32 bundle and two int8 recipes exported for arm64 (weight-only int8 and dynamic int8).
+#    comparison an fp32 bundle and three int8 recipes exported for arm64 (weight-only int8, dynamic int8, and
+#    per-token int8 for arm64_dotprod: integer arithmetic that is exact on every CPU).
 key="$(cd "$repo" && git ls-files -co --exclude-standard edgert tests/bundles.py pyproject.toml | sort | xargs sha256sum | sha256sum | cut -c1-16)"
 bundles="$cache/bundles-$key"
 if [ ! -f "$bundles/.done" ]; then
   step "exporting the test bundles on the host"
   rm -rf "$cache"/bundles-* && mkdir -p "$bundles"
   (cd "$repo" && HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 EDGERT_HOME="$bundles/.home" "$host_py" -m tests.bundles "$bundles")
-  for spec in "w8 int8-weights" "dyn dynamic"; do
+  for spec in "w8 int8-weights arm64" "dyn dynamic arm64" "pt int8-pertoken arm64_dotprod"; do
     set -- $spec
     HF_HUB_OFFLINE=1 EDGERT_HOME="$bundles/.home" "$repo/.venv/bin/edgert" export minilm -o "$bundles/arm-$1" \
-      --quantize "$2" --target arm64 > "$bundles/arm-$1.log" 2>&1 || { cat "$bundles/arm-$1.log" >&2; die "export for arm64 failed"; }
+      --quantize "$2" --target "$3" > "$bundles/arm-$1.log" 2>&1 || { cat "$bundles/arm-$1.log" >&2; die "export for $3 failed"; }
   done
   rm -rf "$bundles/.home" && touch "$bundles/.done"
 fi
@@ -94,18 +95,21 @@ step "comparing embeddings with x86_64"
 cp "$here/parity.py" "$work/parity.py"
 "$host_py" "$here/parity.py" embed "$out/x86_64-w8.npz" fp32="$bundles/arm-w8" int8="$bundles/arm-w8"
 "$host_py" "$here/parity.py" embed "$out/x86_64-dyn.npz" int8="$bundles/arm-dyn"
+"$host_py" "$here/parity.py" embed "$out/x86_64-pt.npz" int8="$bundles/arm-pt"
 for cpu in cortex-a72 cortex-a76; do
   QEMU_CPU=$cpu in_root /work/venv/bin/python /work/parity.py embed "/work/$cpu-w8.npz" fp32=/work/bundles/arm-w8 int8=/work/bundles/arm-w8
   QEMU_CPU=$cpu in_root /work/venv/bin/python /work/parity.py embed "/work/$cpu-dyn.npz" int8=/work/bundles/arm-dyn
-  cp "$work/$cpu-w8.npz" "$work/$cpu-dyn.npz" "$out/"
+  QEMU_CPU=$cpu in_root /work/venv/bin/python /work/parity.py embed "/work/$cpu-pt.npz" int8=/work/bundles/arm-pt
+  cp "$work/$cpu-w8.npz" "$work/$cpu-dyn.npz" "$work/$cpu-pt.npz" "$out/"
 done
 "$host_py" "$here/parity.py" compare "$out/x86_64-w8.npz" "$out/cortex-a72-w8.npz" "$out/cortex-a76-w8.npz" > "$out/parity-w8.json" \
   || { cat "$out/parity-w8.json" >&2; die "fp32 embeddings differ between x86_64 and aarch64"; }
 "$host_py" "$here/parity.py" compare "$out/x86_64-dyn.npz" "$out/cortex-a72-dyn.npz" "$out/cortex-a76-dyn.npz" > "$out/parity-dyn.json"
+"$host_py" "$here/parity.py" compare "$out/x86_64-pt.npz" "$out/cortex-a72-pt.npz" "$out/cortex-a76-pt.npz" > "$out/parity-pt.json"
 "$host_py" - "$out" <<'PY' >&2
 import json, sys
 out = sys.argv[1]
-for name in ("w8", "dyn"):
+for name in ("w8", "dyn", "pt"):
     for key, r in json.load(open(f"{out}/parity-{name}.json"))["results"].items():
         print(f"arm: parity {name} {key.rsplit('/', 1)[-1]}: min cosine vs x86_64 {r['min_cosine']:.8f}, "
               f"bitwise equal {r['bitwise_equal']}" + (f", vs fp32 there {r['vs_fp32_min_cosine_here']:.6f}" if "vs_fp32_min_cosine_here" in r else ""))

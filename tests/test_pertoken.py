@@ -1,0 +1,190 @@
+"""Per-token int8 (edgert.export.pertoken): the rewritten graph, run by onnxruntime, against an independent NumPy
+implementation of the same arithmetic; batch invariance on a small graph and on the real model; one quantization
+for a shared input."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from edgert.export import pertoken, recipes  # noqa: E402
+
+K, N1, N2, N3 = 64, 48, 32, 16
+
+
+def _numpy(x: np.ndarray, w: np.ndarray, smooth: np.ndarray | None, bits: int) -> np.ndarray:
+    """Written from the definition, not from the module: per-row symmetric scale max|x|/127, round half to even,
+    per-column symmetric weights max|w|/(2^(bits-1)-1), integer product, both scales."""
+    x = x.astype(np.float32)
+    if smooth is not None:
+        x = x * (np.float32(1) / smooth).astype(np.float32)
+        w = (w * smooth[:, None]).astype(np.float32)
+    row = (np.maximum(np.abs(x).max(axis=-1, keepdims=True), np.float32(1e-12)) / np.float32(127)).astype(np.float32)
+    xi = np.rint(x / row).astype(np.int64)
+    top = 2 ** (bits - 1) - 1
+    col = (np.abs(w).max(axis=0) / np.float32(top)).astype(np.float32)
+    wi = np.clip(np.rint(w / col), -top, top).astype(np.int64)
+    return ((xi @ wi).astype(np.float32) * col * row).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory) -> Path:
+    """x feeds two MatMuls (as Q, K and V share an input); a Relu then a third MatMul; an outlier channel."""
+    rng = np.random.default_rng(0)
+    ws = {
+        "w1": rng.standard_normal((K, N1)).astype(np.float32),
+        "w2": rng.standard_normal((K, N2)).astype(np.float32),
+        "w3": rng.standard_normal((N1, N3)).astype(np.float32),
+    }
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", K])
+    outs = [
+        helper.make_tensor_value_info("y1", TensorProto.FLOAT, ["batch", "seq", N1]),
+        helper.make_tensor_value_info("y2", TensorProto.FLOAT, ["batch", "seq", N2]),
+        helper.make_tensor_value_info("y3", TensorProto.FLOAT, ["batch", "seq", N3]),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["y1"], name="m1"),
+        helper.make_node("MatMul", ["x", "w2"], ["y2"], name="m2"),
+        helper.make_node("Relu", ["y1"], ["r"], name="relu"),
+        helper.make_node("MatMul", ["r", "w3"], ["y3"], name="m3"),
+    ]
+    inits = [numpy_helper.from_array(w, n) for n, w in ws.items()]
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", [x], outs, inits), opset_imports=[helper.make_opsetid("", 18)]
+    )
+    model.ir_version = 8
+    path = tmp_path_factory.mktemp("pt") / "g.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def _x(rows: int = 3, seq: int = 5) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((rows, seq, K)).astype(np.float32)
+    x[..., 7] *= 40  # an outlier channel, what SmoothQuant is for
+    return x
+
+
+def _weights(path: Path) -> dict[str, np.ndarray]:
+    return {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+
+
+@pytest.mark.parametrize("alpha", [None, 0.5])
+@pytest.mark.parametrize("bits", [8, 7])
+def test_the_graph_computes_exactly_the_numpy_arithmetic(graph, alpha, bits):
+    x = _x()
+    model = onnx.load(str(graph))
+    ranges = None
+    if alpha is not None:
+        tensors = [g.tensor for g in pertoken.groups(model)]
+        ranges = pertoken.channel_ranges(graph, tensors, lambda: iter([{"x": x}]))
+        np.testing.assert_array_equal(ranges["x"], np.abs(x).reshape(-1, K).max(axis=0))  # the calibration's max
+    assert pertoken.rewrite(model, ranges, alpha, bits) == 3
+    onnx.checker.check_model(model)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    y1, y2, y3 = session.run(None, {"x": x})
+    w = _weights(graph)
+
+    def smooth(name: str, weights: list[np.ndarray]) -> np.ndarray | None:
+        if alpha is None:
+            return None
+        # SmoothQuant's s_j = max|x_j|^a / max|W_j|^(1-a), W_j over every weight that reads x
+        xm = np.maximum(ranges[name].astype(np.float64), 1e-5)
+        wm = np.maximum(np.max([np.abs(v).max(axis=1) for v in weights], axis=0).astype(np.float64), 1e-5)
+        return np.clip(xm**alpha / wm ** (1 - alpha), 1e-4, 1e4).astype(np.float32)
+
+    s = smooth("x", [w["w1"], w["w2"]])
+    np.testing.assert_array_equal(y1, _numpy(x, w["w1"], s, bits))
+    np.testing.assert_array_equal(y2, _numpy(x, w["w2"], s, bits))
+    np.testing.assert_array_equal(y3, _numpy(np.maximum(y1, 0), w["w3"], smooth("r", [w["w3"]]), bits))
+    # and the quantization costs what it should: within a few per cent of the float product
+    exact = x @ w["w1"]
+    assert np.abs(y1 - exact).max() < 0.05 * np.abs(exact).max()
+
+
+def test_a_shared_input_is_quantized_once_and_the_float_weights_are_gone(graph):
+    model = onnx.load(str(graph))
+    pertoken.rewrite(model)
+    ops = Counter(n.op_type for n in model.graph.node)
+    assert ops["MatMulInteger"] == 3 and ops["MatMul"] == 0
+    assert ops["ReduceMax"] == 2  # one per input tensor (x, r), not one per MatMul
+    names = {i.name for i in model.graph.initializer}
+    assert not names & {"w1", "w2", "w3"}
+    kept = onnx.load(str(graph))
+    pertoken.rewrite(kept, keep=("m2",))
+    assert Counter(n.op_type for n in kept.graph.node)["MatMul"] == 1 and "w2" in {
+        i.name for i in kept.graph.initializer
+    }
+
+
+def test_each_row_gets_the_same_result_alone_or_in_a_batch(graph):
+    model = onnx.load(str(graph))
+    pertoken.rewrite(model)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = _x(rows=6)
+    batched = session.run(None, {"x": x})
+    for i in range(len(x)):
+        for got, whole in zip(session.run(None, {"x": x[i : i + 1]}), batched):
+            np.testing.assert_array_equal(got[0], whole[i])
+
+
+def test_recipe_checks_its_own_settings():
+    with pytest.raises(recipes.ExportError, match="per-token weights take 7 or 8 bits"):
+        recipes.Recipe("x", "pertoken", bits=4)
+    with pytest.raises(recipes.ExportError, match="smooth_alpha must be in"):
+        recipes.Recipe("x", "pertoken", smooth_alpha=1.5)
+    assert recipes.by_name("int8-pertoken-sq60+emb8") is recipes.PERTOKEN
+
+
+def test_on_the_real_model_it_is_batch_invariant_and_close_to_fp32(minilm_bundle, tmp_path):
+    """MiniLM's fp32 graph rewritten with SmoothQuant from a few calibration texts: the same vector for a text
+    alone or padded in a batch of mixed lengths, and close to fp32 (the search measures the real budget)."""
+    import edgert
+    from edgert.bundle import Bundle
+
+    bundle = Bundle.open(minilm_bundle)
+    fp32 = minilm_bundle / bundle.models["fp32"]
+    ref = edgert.load(minilm_bundle, variant="fp32")
+    texts = [
+        "a short one",
+        "The committee reviewed the proposal and found it technically sound but too expensive for this year.",
+        "Heavy rain caused flooding in several neighbourhoods.",
+        "東京は日本の首都です。",
+        "def f(x): return x * 2  # code",
+    ]
+    encoded = ref.encoder.encode(texts)
+
+    def feeds():
+        for _, feed in ref.encoder.batches(encoded, 1):
+            yield feed
+
+    model = onnx.load(str(fp32))
+    ranges = pertoken.channel_ranges(fp32, [g.tensor for g in pertoken.groups(model)], feeds)
+    assert pertoken.rewrite(model, ranges, 0.6) == 36  # 6 layers x (Q, K, V, attention out, FFN up, FFN down)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = bundle.post["output"]
+
+    def pooled(feed: dict[str, np.ndarray], s) -> np.ndarray:
+        h = s.run([out], feed)[0]
+        mask = feed["attention_mask"][..., None]
+        v = (h * mask).sum(1) / mask.sum(1)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def one(e):  # a text alone: no padding
+        return next(ref.encoder.batches([e], 1))[1]
+
+    ((_, batch_feed),) = list(ref.encoder.batches(encoded, len(texts)))  # all five, padded to the longest
+    together = pooled(batch_feed, session)
+    alone = np.concatenate([pooled(one(e), session) for e in encoded])
+    np.testing.assert_allclose(together, alone, atol=1e-5)  # float rounding of padded rows only, never the scales
+    assert float((alone * together).sum(1).min()) > 0.999999
+    fp = np.concatenate([pooled(one(e), ref.session) for e in encoded])
+    assert float((alone * fp).sum(1).min()) > 0.98
