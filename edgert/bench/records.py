@@ -176,7 +176,7 @@ class Energy:
     idle_w: float | None = None  # sampled meters: the idle power measured first
 
     def __post_init__(self) -> None:
-        if self.inferences < 1 or not self.joules > 0:
+        if self.inferences < 1 or not self.joules >= 0:  # a coarse meter may read 0 J over a short run
             raise ValueError(f"energy: {self.joules!r} J over {self.inferences} inferences is not a measurement")
 
     @property
