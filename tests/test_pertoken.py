@@ -147,10 +147,10 @@ def test_recipe_checks_its_own_settings():
 def test_on_the_real_model_it_is_batch_invariant_and_close_to_fp32(minilm_bundle, tmp_path):
     """MiniLM's fp32 graph rewritten with SmoothQuant from a few calibration texts: the same vector for a text
     alone or padded in a batch of mixed lengths, and close to fp32 (the search measures the real budget)."""
+    import shutil
+
     import edgert
     from edgert.bundle import Bundle
-
-    import shutil
 
     bundle = Bundle.open(minilm_bundle)
     # a copy: other tests hard-link the shared bundle's files, and onnx refuses to load hard-linked external data
