@@ -20,14 +20,15 @@ from edgert.export import pertoken, recipes  # noqa: E402
 K, N1, N2, N3 = 64, 48, 32, 16
 
 
-def _numpy(x: np.ndarray, w: np.ndarray, smooth: np.ndarray | None, bits: int) -> np.ndarray:
-    """Written from the definition, not from the module: per-row symmetric scale max|x|/127, round half to even,
-    per-column symmetric weights max|w|/(2^(bits-1)-1), integer product, both scales."""
+def _numpy(x: np.ndarray, w: np.ndarray, smooth: np.ndarray | None, bits: int, act_bits: int = 8) -> np.ndarray:
+    """Written from the definition, not from the module: per-row symmetric scale max|x|/(2^(act_bits-1)-1), round
+    half to even, per-column symmetric weights max|w|/(2^(bits-1)-1), integer product, both scales."""
     x = x.astype(np.float32)
     if smooth is not None:
         x = x * (np.float32(1) / smooth).astype(np.float32)
         w = (w * smooth[:, None]).astype(np.float32)
-    row = (np.maximum(np.abs(x).max(axis=-1, keepdims=True), np.float32(1e-12)) / np.float32(127)).astype(np.float32)
+    a_top = np.float32(2 ** (act_bits - 1) - 1)
+    row = (np.maximum(np.abs(x).max(axis=-1, keepdims=True), np.float32(1e-12)) / a_top).astype(np.float32)
     xi = np.rint(x / row).astype(np.int64)
     top = 2 ** (bits - 1) - 1
     col = (np.abs(w).max(axis=0) / np.float32(top)).astype(np.float32)
@@ -77,9 +78,18 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
     return {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
 
 
+#: (activation bits, weight bits, int8 weights at 8 bits): every form the recipes use
+FORMS = [(8, 8, False), (8, 7, False), (7, 8, False), (8, 8, True)]
+_VNNI_SKIP = "this CPU's u8 x s8 kernel saturates (x86 without VNNI or AMX): edgert refuses the VNNI form here"
+
+
 @pytest.mark.parametrize("alpha", [None, 0.5])
-@pytest.mark.parametrize("bits", [8, 7])
-def test_the_graph_computes_exactly_the_numpy_arithmetic(graph, alpha, bits):
+@pytest.mark.parametrize("act_bits,bits,vnni", FORMS)
+def test_the_graph_computes_exactly_the_numpy_arithmetic(graph, alpha, act_bits, bits, vnni):
+    from edgert.device import u8s8_exact
+
+    if vnni and not u8s8_exact():
+        pytest.skip(_VNNI_SKIP)
     x = _x()
     model = onnx.load(str(graph))
     ranges = None
@@ -87,8 +97,12 @@ def test_the_graph_computes_exactly_the_numpy_arithmetic(graph, alpha, bits):
         tensors = [g.tensor for g in pertoken.groups(model)]
         ranges = pertoken.channel_ranges(graph, tensors, lambda: iter([{"x": x}]))
         np.testing.assert_array_equal(ranges["x"], np.abs(x).reshape(-1, K).max(axis=0))  # the calibration's max
-    assert pertoken.rewrite(model, ranges, alpha, bits) == 3
+    assert pertoken.rewrite(model, ranges, alpha, bits, act_bits=act_bits, vnni=vnni) == 3
     onnx.checker.check_model(model)
+    ops = {n.op_type: n for n in model.graph.node}
+    w_type = ops["MatMulInteger"].input[1]
+    stored = next(i for i in model.graph.initializer if i.name == w_type)
+    assert stored.data_type == (TensorProto.UINT8 if (act_bits, bits, vnni) == (8, 8, False) else TensorProto.INT8)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     y1, y2, y3 = session.run(None, {"x": x})
     w = _weights(graph)
@@ -102,12 +116,14 @@ def test_the_graph_computes_exactly_the_numpy_arithmetic(graph, alpha, bits):
         return np.clip(xm**alpha / wm ** (1 - alpha), 1e-4, 1e4).astype(np.float32)
 
     s = smooth("x", [w["w1"], w["w2"]])
-    np.testing.assert_array_equal(y1, _numpy(x, w["w1"], s, bits))
-    np.testing.assert_array_equal(y2, _numpy(x, w["w2"], s, bits))
-    np.testing.assert_array_equal(y3, _numpy(np.maximum(y1, 0), w["w3"], smooth("r", [w["w3"]]), bits))
-    # and the quantization costs what it should: within a few per cent of the float product
+    np.testing.assert_array_equal(y1, _numpy(x, w["w1"], s, bits, act_bits))
+    np.testing.assert_array_equal(y2, _numpy(x, w["w2"], s, bits, act_bits))
+    np.testing.assert_array_equal(y3, _numpy(np.maximum(y1, 0), w["w3"], smooth("r", [w["w3"]]), bits, act_bits))
+    np.testing.assert_array_equal(y1, pertoken.reference(x, w["w1"], s, bits, act_bits))
+    # and the quantization costs what it should: within a few per cent of the float product (twice the step,
+    # so about twice the error, with 7-bit activations and the outlier channel left unsmoothed)
     exact = x @ w["w1"]
-    assert np.abs(y1 - exact).max() < 0.05 * np.abs(exact).max()
+    assert np.abs(y1 - exact).max() < (0.05 if act_bits == 8 else 0.1) * np.abs(exact).max()
 
 
 def test_a_shared_input_is_quantized_once_and_the_float_weights_are_gone(graph):
@@ -125,6 +141,71 @@ def test_a_shared_input_is_quantized_once_and_the_float_weights_are_gone(graph):
     }
 
 
+@pytest.mark.parametrize("act_bits,bits", [(8, 7), (7, 8)])
+def test_the_portable_u8s8_forms_stay_exact_at_the_worst_case_products(act_bits, bits):
+    """Every product at its largest: rows whose every value is the row's maximum (uint8 255, or 127 with 7-bit
+    activations) against columns of +-maximum weights (63 with 7-bit weights, 127 with 8). A CPU whose u8 x s8
+    kernel saturates pairs at 32767 (AVX2) would get these wrong if the bound did not hold."""
+    k, n = 256, 32
+    x = np.full((4, k), 3.0, np.float32) * np.array([[1], [-1], [0.5], [2]], np.float32)
+    w = np.where(np.arange(n) % 2 == 0, 1.0, -1.0).astype(np.float32)[None, :] * np.ones((k, 1), np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="m")]
+    g = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, n])], [numpy_helper.from_array(w, "w")],
+    )  # fmt: skip
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    pertoken.rewrite(model, weight_bits=bits, act_bits=act_bits)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"x": x})
+    np.testing.assert_array_equal(y, _numpy(x, w, None, bits, act_bits))
+    np.testing.assert_allclose(y, x @ w, rtol=1e-5)  # these values quantize without loss
+
+
+def test_the_vnni_form_runs_only_where_it_is_exact(minilm_bundle, tmp_path, monkeypatch):
+    """A bundle whose card says its int8 model needs a non-saturating u8 x s8 kernel: on a CPU without one,
+    edgert.load() falls back to fp32 with a warning, and asking for int8 by name is refused in one line."""
+    import json
+    import os
+
+    import edgert
+    from edgert.bundle import MANIFEST, Bundle
+    from edgert.errors import TaskError
+    from edgert.tasks import base
+
+    copy = tmp_path / "b"
+    copy.mkdir()
+    for p in minilm_bundle.iterdir():
+        if p.is_file() and p.name != MANIFEST:
+            os.link(p, copy / p.name)
+    manifest = json.loads((minilm_bundle / MANIFEST).read_text())
+    variant = next(v for v in manifest["models"] if v != "fp32")
+    manifest["default_model"] = variant
+    manifest["card"]["quantization"] = {**manifest["card"].get("quantization", {}), "variant": variant}
+    manifest["card"]["quantization"]["requires"] = "u8s8_exact"
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    monkeypatch.setattr(base, "u8s8_exact", lambda: False)
+    with pytest.warns(RuntimeWarning, match=f"loading fp32, not {variant}: its int8 products saturate"):
+        model = edgert.load(copy)
+    assert model.variant == "fp32"
+    with pytest.raises(TaskError, match=f"model '{variant}' cannot run right here: .*without VNNI or AMX"):
+        edgert.load(copy, variant=variant)
+    monkeypatch.setattr(base, "u8s8_exact", lambda: True)
+    assert edgert.load(copy).variant == variant
+    assert base.cpu_unfit(Bundle.open(minilm_bundle), variant) is None  # an ordinary card asks for nothing
+
+
+def test_which_cpus_run_u8s8_exactly():
+    from edgert.device import u8s8_exact
+
+    assert u8s8_exact(("avx2", "fma"), "x86_64") is False
+    assert u8s8_exact(("avx2", "avx512f", "avx512bw"), "x86_64") is False  # Skylake-X: AVX-512 without VNNI
+    assert u8s8_exact(("avx2", "avx512_vnni"), "x86_64") is True
+    assert u8s8_exact(("avx2", "avx_vnni"), "x86_64") is True  # Alder Lake: AVX-VNNI without AVX-512
+    assert u8s8_exact(("neon",), "aarch64") is True
+
+
 def test_each_row_gets_the_same_result_alone_or_in_a_batch(graph):
     model = onnx.load(str(graph))
     pertoken.rewrite(model)
@@ -137,8 +218,12 @@ def test_each_row_gets_the_same_result_alone_or_in_a_batch(graph):
 
 
 def test_recipe_checks_its_own_settings():
-    with pytest.raises(recipes.ExportError, match="per-token weights take 7 or 8 bits"):
+    with pytest.raises(recipes.ExportError, match="per-token takes 8-bit activations"):
         recipes.Recipe("x", "pertoken", bits=4)
+    with pytest.raises(recipes.ExportError, match="not 7/7"):
+        recipes.Recipe("x", "pertoken", bits=7, act_bits=7)
+    with pytest.raises(recipes.ExportError, match="the VNNI form is per-token with 8-bit"):
+        recipes.Recipe("x", "pertoken", bits=7, vnni=True)
     with pytest.raises(recipes.ExportError, match="smooth_alpha must be in"):
         recipes.Recipe("x", "pertoken", smooth_alpha=1.5)
     assert recipes.by_name("int8-pertoken-sq60+emb8") is recipes.PERTOKEN

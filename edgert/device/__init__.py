@@ -101,6 +101,17 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     return platform.processor() or platform.machine()
 
 
+def u8s8_exact(features: tuple[str, ...] | None = None, machine: str | None = None) -> bool:
+    """Whether onnxruntime's u8 x s8 integer GEMM is exact here for full 8-bit operands: on arm64 (dot-product
+    or widening multiplies) and on x86 with VNNI or AMX; on other x86 it multiplies with vpmaddubsw, which
+    saturates pairs of products at 32767."""
+    machine = machine or platform.machine()
+    if machine in ("aarch64", "arm64"):
+        return True
+    feats = set(features if features is not None else cpu_features(machine=machine))
+    return bool(feats & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
 def quantization_target(features: tuple[str, ...] | None = None, machine: str | None = None) -> str:
     """The quantisation preset that fits this CPU: arm64_dotprod (Pi 5 class), arm64 (Pi 4 class: no dot-product
     instructions, so int8 compute has no fast kernel), avx512_vnni, avx512 or avx2."""

@@ -7,24 +7,31 @@ For each input tensor X that feeds such MatMuls (the Q, K and V projections shar
   weight's row j is multiplied by s_j, offline: the product is unchanged in exact arithmetic, and the outliers of a
   few activation channels move into the weights, where per-column scales absorb them;
 - X is quantized per row (one scale per token: ``max|x| over the row / 127``, symmetric, round half to even), then
-  128 is added and it is cast to uint8, so that one scalar zero point of 128 serves every row;
+  128 is added and it is cast to uint8, so that one scalar zero point of 128 serves every row; or in 7 bits
+  (``/ 63``, plus 64: uint8 values 1 to 127);
 - each weight is quantized per output column, symmetric, in 8 or 7 bits (``scale = max|w| / 127`` or ``/ 63``);
 - ``MatMulInteger`` gives int32, which is cast to float and multiplied by the row scale and the column scale.
 
 A row's quantization depends only on that row: the output does not depend on the batch, by construction.
 
-Which integer types: onnxruntime's u8 x s8 kernel on x86 without VNNI (AVX2, AVX-512 without VNNI) multiplies with
-``vpmaddubsw``, which saturates a pair of products at 32767: 255 x 127 x 2 does not fit, and the result is silently
-wrong (measured on an AVX2 EPYC with onnxruntime 1.32: random 16x384x384 int8 products differ from NumPy's; u8 x u8
-and s8 x s8 equal them). So the weights are either 8 bits stored as uint8
-with a zero point of 128 (u8 x u8: exact on every CPU), or 7 bits as int8 (u8 x s8 with |w| <= 63: 255 x 63 x 2 fits,
-exact on every CPU, and the fast kernel everywhere). s8 x s8 is exact but has no fast kernel on AVX2 (0.27x fp32).
+Which integer types (``form``): onnxruntime's u8 x s8 kernel on x86 without VNNI (AVX2, AVX-512 without VNNI)
+multiplies with ``vpmaddubsw``, which saturates a pair of products at 32767: 255 x 127 x 2 does not fit, and the
+result is silently wrong (measured on an AVX2 EPYC with onnxruntime 1.32: random 16x384x384 int8 products differ
+from NumPy's; u8 x u8 and s8 x s8 equal them). So the weights are either 8 bits stored as uint8 with a zero point
+of 128 (u8 x u8: exact on every CPU), or int8 with one side in 7 bits (u8 x s8): 7-bit weights (|w| <= 63:
+255 x 63 x 2 fits) or 7-bit activations (uint8 values <= 127: 127 x 127 x 2 = 32258 fits). Both are exact on every
+CPU and take onnxruntime's fast kernel everywhere, but lose accuracy (MiniLM: worst cosine 0.987 and 0.981 against
+0.993). s8 x s8 is exact but has no fast kernel on AVX2 (0.27x fp32). Where the kernel does not saturate (x86 with
+VNNI or AMX, every arm64: ``device.u8s8_exact``), 8-bit weights can be int8 too (``vnni``): the fastest and most
+accurate form, which edgert refuses to run elsewhere. The fast kernel matters most where the CPU has VNNI or AMX:
+on a Xeon with AMX (onnxruntime 1.32, one thread, 128x384 by 384x1536) u8 x s8 ran 9.7x fp32 and u8 x u8 1.0x; on
+an AVX2 EPYC 1.8x and 1.5x.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,11 +69,11 @@ def groups(model: object, keep: Collection[str] = ()) -> list[Group]:
     return [Group(x, tuple(n for n, _ in ms), tuple(w for _, w in ms)) for x, ms in by_input.items()]
 
 
-def channel_ranges(
+def activations(
     fp32: Path, tensors: list[str], feeds: Callable[[], Iterable[dict[str, np.ndarray]]]
-) -> dict[str, np.ndarray]:
-    """max |x_j| per channel (last axis) of each tensor over the calibration feeds, by onnxruntime on the fp32
-    graph with those tensors added as outputs."""
+) -> Iterator[dict[str, np.ndarray]]:
+    """The values of TENSORS (as 2-D rows of channels) for each calibration feed, by onnxruntime on the fp32 graph
+    with those tensors added as outputs."""
     import onnx
     import onnxruntime as ort
 
@@ -78,14 +85,61 @@ def channel_ranges(
     options = ort.SessionOptions()
     options.intra_op_num_threads = 0
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    ranges: dict[str, np.ndarray] = {}
     for feed in feeds():
-        for name, value in zip(tensors, session.run(tensors, feed)):
-            m = np.abs(value.reshape(-1, value.shape[-1])).max(axis=0)
+        yield {n: v.reshape(-1, v.shape[-1]) for n, v in zip(tensors, session.run(tensors, feed))}
+
+
+def channel_ranges(
+    fp32: Path, tensors: list[str], feeds: Callable[[], Iterable[dict[str, np.ndarray]]]
+) -> dict[str, np.ndarray]:
+    """max |x_j| per channel (last axis) of each tensor over the calibration feeds."""
+    ranges: dict[str, np.ndarray] = {}
+    for values in activations(fp32, tensors, feeds):
+        for name, value in values.items():
+            m = np.abs(value).max(axis=0)
             ranges[name] = m if name not in ranges else np.maximum(ranges[name], m)
     if len(ranges) != len(tensors):
         raise ExportError("per-token quantization: the calibration data produced no activations")
     return ranges
+
+
+def sensitivity(
+    model: object,
+    fp32: Path,
+    feeds: Callable[[], Iterable[dict[str, np.ndarray]]],
+    ranges: dict[str, np.ndarray] | None,
+    alpha: float | None,
+    weight_bits: int = 8,
+    act_bits: int = 8,
+) -> dict[str, float]:
+    """For each group (by its input tensor), the relative error its quantized MatMuls make on the calibration
+    activations, ||XW - reference(X, W)|| / ||XW|| over every row and weight: how much keeping it float would save."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}  # type: ignore[attr-defined]
+    found = groups(model)
+    weights = {g.tensor: [numpy_helper.to_array(inits[w]).astype(np.float32) for w in g.weights] for g in found}
+    smooth = {
+        g.tensor: smoothing(ranges[g.tensor], weights[g.tensor], alpha) if alpha is not None and ranges else None
+        for g in found
+    }
+    err = dict.fromkeys(weights, 0.0)
+    ref = dict.fromkeys(weights, 0.0)
+    for values in activations(fp32, list(weights), feeds):
+        for name, x in values.items():
+            for w in weights[name]:
+                exact = x @ w
+                got = reference(x, w, smooth[name], weight_bits, act_bits)
+                err[name] += float(np.sum((got - exact) ** 2))
+                ref[name] += float(np.sum(exact**2))
+    return {name: (err[name] / ref[name]) ** 0.5 if ref[name] > 0 else 0.0 for name in weights}
+
+
+def most_sensitive(model: object, errors: dict[str, float], k: int) -> list[str]:
+    """The MatMul names of the K groups with the largest errors: the ones a mixed-precision recipe keeps float."""
+    worst = sorted(errors, key=lambda t: -errors[t])[:k]
+    by_tensor = {g.tensor: g for g in groups(model)}
+    return [m for t in worst for m in by_tensor[t].matmuls]
 
 
 def smoothing(x_max: np.ndarray, weights: list[np.ndarray], alpha: float) -> np.ndarray:
@@ -106,20 +160,42 @@ def quantize_columns(w: np.ndarray, bits: int = 8) -> tuple[np.ndarray, np.ndarr
     return q, scale
 
 
+#: (activation bits, weight bits) -> the integer types: every pair is exact on every CPU (see the module's note)
+FORMS = {(8, 8): "u8 x u8", (8, 7): "u8 x s8", (7, 8): "u8 x s8"}
+#: 8-bit activations x 8-bit signed weights: exact only where onnxruntime's u8 x s8 kernel does not saturate
+VNNI_FORM = "u8 x s8, 8-bit: exact with VNNI or AMX (x86) and on arm64, saturates on other x86"
+
+
+def form(act_bits: int, weight_bits: int, vnni: bool = False) -> str:
+    if vnni:
+        if (act_bits, weight_bits) != (8, 8):
+            raise ExportError(f"the VNNI per-token form is 8-bit by 8-bit, not {act_bits}/{weight_bits}")
+        return VNNI_FORM
+    if (act_bits, weight_bits) not in FORMS:
+        raise ExportError(
+            f"per-token quantization takes 8-bit activations with 8- or 7-bit weights, or 7-bit activations with "
+            f"8-bit weights, not {act_bits}/{weight_bits}"
+        )
+    return FORMS[act_bits, weight_bits]
+
+
 def rewrite(
     model: object,
     ranges: dict[str, np.ndarray] | None = None,
     alpha: float | None = None,
     weight_bits: int = 8,
     keep: Collection[str] = (),
+    act_bits: int = 8,
+    vnni: bool = False,
 ) -> int:
     """Replaces every weight MatMul of MODEL (in place) by the per-token integer form; with ALPHA, SmoothQuant
-    from RANGES (channel_ranges). WEIGHT_BITS 8: u8 x u8; 7: u8 x s8 (see the module's note). Returns the number
-    of MatMuls rewritten."""
+    from RANGES (channel_ranges). ACT_BITS/WEIGHT_BITS 8/8: u8 x u8; 8/7 and 7/8: u8 x s8 (see the module's
+    note); VNNI: 8/8 as u8 x s8, for CPUs whose kernel does not saturate. Returns the number of MatMuls
+    rewritten."""
     from onnx import TensorProto, helper, numpy_helper
 
-    if weight_bits not in (7, 8):
-        raise ExportError(f"per-token quantization takes 7- or 8-bit weights, not {weight_bits}")
+    signed = form(act_bits, weight_bits, vnni) != "u8 x u8"
+    top, offset = (127, 128) if act_bits == 8 else (63, 64)
 
     graph = model.graph  # type: ignore[attr-defined]
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)  # type: ignore[attr-defined]
@@ -127,11 +203,11 @@ def rewrite(
     nodes = {n.name: n for n in graph.node}
     done = 0
     consts = [
-        numpy_helper.from_array(np.array(128, np.uint8), "pt_zero_u8"),
+        numpy_helper.from_array(np.array(offset, np.uint8), "pt_zero_u8"),
         numpy_helper.from_array(np.array(0, np.int8), "pt_zero_s8"),
         numpy_helper.from_array(np.array(128, np.uint8), "pt_zero_w8"),
-        numpy_helper.from_array(np.array(127.0, np.float32), "pt_127"),
-        numpy_helper.from_array(np.array(128.0, np.float32), "pt_128f"),
+        numpy_helper.from_array(np.array(float(top), np.float32), "pt_top"),
+        numpy_helper.from_array(np.array(float(offset), np.float32), "pt_offset"),
         numpy_helper.from_array(np.array(EPS, np.float32), "pt_eps"),
     ]
     if opset >= 18:
@@ -158,18 +234,16 @@ def rewrite(
             new.append(helper.make_node("ReduceMax", [f"{p}_abs"], [f"{p}_amax"], axes=[-1], keepdims=1))
         new += [
             helper.make_node("Max", [f"{p}_amax", "pt_eps"], [f"{p}_amax_e"]),
-            helper.make_node("Div", [f"{p}_amax_e", "pt_127"], [f"{p}_scale"]),
+            helper.make_node("Div", [f"{p}_amax_e", "pt_top"], [f"{p}_scale"]),
             helper.make_node("Div", [x, f"{p}_scale"], [f"{p}_xd"]),
             helper.make_node("Round", [f"{p}_xd"], [f"{p}_xr"]),
-            helper.make_node("Add", [f"{p}_xr", "pt_128f"], [f"{p}_xu"]),
+            helper.make_node("Add", [f"{p}_xr", "pt_offset"], [f"{p}_xu"]),
             helper.make_node("Cast", [f"{p}_xu"], [f"{p}_q"], to=TensorProto.UINT8),
         ]
         for j, (name, w_name, w) in enumerate(zip(group.matmuls, group.weights, weights)):
             node = nodes[name]
             q, col = quantize_columns(w, weight_bits)
-            stored, zero = (
-                (q, "pt_zero_s8") if weight_bits == 7 else ((q.astype(np.int16) + 128).astype(np.uint8), "pt_zero_w8")
-            )
+            stored, zero = (q, "pt_zero_s8") if signed else ((q.astype(np.int16) + 128).astype(np.uint8), "pt_zero_w8")
             graph.initializer.extend(
                 [numpy_helper.from_array(stored, f"{w_name}_q"), numpy_helper.from_array(col, f"{w_name}_colscale")]
             )
@@ -192,15 +266,19 @@ def rewrite(
     return done
 
 
-def reference(x: np.ndarray, w: np.ndarray, smooth: np.ndarray | None = None, weight_bits: int = 8) -> np.ndarray:
+def reference(
+    x: np.ndarray, w: np.ndarray, smooth: np.ndarray | None = None, weight_bits: int = 8, act_bits: int = 8
+) -> np.ndarray:
     """The same arithmetic in NumPy, for one MatMul: what tests hold the ONNX graph to."""
+    form(act_bits, weight_bits)
+    top = np.float32(2 ** (act_bits - 1) - 1)
     x = x.astype(np.float32)
     if smooth is not None:
         x = x * (1.0 / smooth).astype(np.float32)
         w = w * smooth[:, None]
-    scale = (np.maximum(np.abs(x).max(axis=-1, keepdims=True), np.float32(EPS)) / np.float32(127.0)).astype(np.float32)
+    scale = (np.maximum(np.abs(x).max(axis=-1, keepdims=True), np.float32(EPS)) / top).astype(np.float32)
     q = np.rint(x / scale).astype(np.int32)
     wq, col = quantize_columns(w.astype(np.float32), weight_bits)
-    acc = np.matmul(q.astype(np.int64), wq.astype(np.int64)).astype(np.float32)
+    acc = np.matmul(q.astype(np.float64), wq.astype(np.float64)).astype(np.float32)  # integers, exact below 2**53
     out: np.ndarray = (acc * col * scale).astype(np.float32)
     return out

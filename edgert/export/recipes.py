@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,12 +45,18 @@ class Recipe:
     embeddings: bool = False  # also quantize the word-embedding table (GatherBlockQuantized, 8 bits)
     keep_float: float = 0.0  # static: the share of MatMuls, worst first by measured error, kept in float
     smooth_alpha: float | None = None  # pertoken: SmoothQuant's migration strength (None: no smoothing)
+    act_bits: int = 8  # pertoken: activation bits (7 with 8-bit weights: u8 x s8, exact on every CPU)
+    keep_sensitive: int = 0  # pertoken: the inputs (MatMul groups) whose quantization errs most, kept float
+    vnni: bool = False  # pertoken 8/8 with int8 weights: exact only where u8 x s8 does not saturate (VNNI, arm64)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ExportError(f"recipe {self.name}: unknown kind {self.kind!r} (known: {', '.join(KINDS)})")
-        if self.kind == "pertoken" and self.bits not in (7, 8):
-            raise ExportError(f"recipe {self.name}: per-token weights take 7 or 8 bits, not {self.bits}")
+        if self.kind == "pertoken" and (self.act_bits, self.bits) not in ((8, 8), (8, 7), (7, 8)):
+            raise ExportError(
+                f"recipe {self.name}: per-token takes 8-bit activations with 8- or 7-bit weights, or 7-bit "
+                f"activations with 8-bit weights, not {self.act_bits}/{self.bits}"
+            )
         if self.kind == "nbits" and self.bits not in (4, 8):
             raise ExportError(f"recipe {self.name}: MatMulNBits takes 4 or 8 bits, not {self.bits}")
         if self.block_size < 16 or self.block_size & (self.block_size - 1):
@@ -59,6 +65,10 @@ class Recipe:
             raise ExportError(f"recipe {self.name}: accuracy_level must be 0-4, got {self.accuracy_level}")
         if self.smooth_alpha is not None and not 0.0 < self.smooth_alpha < 1.0:
             raise ExportError(f"recipe {self.name}: smooth_alpha must be in (0, 1), got {self.smooth_alpha}")
+        if self.vnni and (self.kind, self.act_bits, self.bits) != ("pertoken", 8, 8):
+            raise ExportError(f"recipe {self.name}: the VNNI form is per-token with 8-bit activations and weights")
+        if self.keep_sensitive < 0:
+            raise ExportError(f"recipe {self.name}: keep_sensitive must be >= 0, got {self.keep_sensitive}")
         if not 0.0 <= self.keep_float < 1.0:
             raise ExportError(f"recipe {self.name}: keep_float must be in [0, 1), got {self.keep_float}")
 
@@ -76,14 +86,38 @@ STATIC = Recipe("static-int8-qdq+emb8", "static", keep_float=0.25, embeddings=Tr
 WEIGHTS8 = _nbits(8, 4, True)
 #: per-token int8 activations x per-column int8 weights with SmoothQuant (edgert.export.pertoken): integer compute,
 #: batch-invariant by construction, exact on every CPU (u8 x u8)
-PERTOKEN = Recipe("int8-pertoken-sq60+emb8", "pertoken", smooth_alpha=0.6, embeddings=True)
+PERTOKEN = Recipe("int8-pertoken-sq60+emb8", "pertoken", smooth_alpha=0.6, embeddings=True, block_size=64)
+#: the same with int8 weights (u8 x s8): onnxruntime's fast kernel, exact only on x86 with VNNI or AMX and on arm64
+#: (the card says so and edgert will not run it elsewhere). On a Xeon with AMX u8 x u8 runs at fp32's speed.
+PERTOKEN_VNNI = Recipe(
+    "int8-pertoken-vnni-sq60+emb8", "pertoken", smooth_alpha=0.6, embeddings=True, block_size=64, vnni=True
+)
+
+
+def _pertoken7(alpha: float, side: str) -> Recipe:
+    """One side in 7 bits (u8 x s8): onnxruntime's fast integer kernel on every CPU (VNNI, AMX, dot-product),
+    and exact even where it saturates (AVX2)."""
+    bits, act = (7, 8) if side == "w7" else (8, 7)
+    return Recipe(
+        f"int8-pertoken-{side}-sq{round(alpha * 100)}+emb8", "pertoken", bits=bits, act_bits=act, smooth_alpha=alpha,
+        embeddings=True, block_size=64,
+    )  # fmt: skip
+
+
+PERTOKEN7 = tuple(_pertoken7(a, side) for side in ("w7", "a7") for a in (0.5, 0.6, 0.75, 0.85))
+PERTOKEN7 += tuple(
+    replace(r, name=r.name.replace("+emb8", f"-keep{k}+emb8"), keep_sensitive=k)
+    for r in PERTOKEN7
+    if r.bits == 7
+    for k in (1, 2, 3, 4, 6)
+)
 
 #: The candidates ``--quantize auto`` tries per target, cheapest to build first. On arm64 without dot-product
 #: instructions (Raspberry Pi 4) int8 compute has no fast kernel, so fp32 compute (accuracy level 1) is tried too.
 PRESETS: dict[str, tuple[Recipe, ...]] = {
     "avx2": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), PERTOKEN, STATIC),
     "avx512": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), PERTOKEN, STATIC),
-    "avx512_vnni": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), PERTOKEN, STATIC),
+    "avx512_vnni": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), PERTOKEN_VNNI, STATIC),
     "arm64": (DYNAMIC, WEIGHTS8, _nbits(8, 1, True), _nbits(4, 1, True), STATIC),
     "arm64_dotprod": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), PERTOKEN, STATIC),
 }
@@ -92,11 +126,11 @@ QUICK = (DYNAMIC, _nbits(4, 4, True), WEIGHTS8)
 
 
 def recipe_names() -> list[str]:
-    return sorted({r.name for rs in PRESETS.values() for r in rs})
+    return sorted({r.name for rs in (*PRESETS.values(), PERTOKEN7) for r in rs})
 
 
 def by_name(name: str) -> Recipe:
-    for r in (r for rs in PRESETS.values() for r in rs):
+    for r in (*(r for rs in PRESETS.values() for r in rs), *PERTOKEN7):
         if r.name == name:
             return r
     raise ExportError(f"unknown recipe {name!r} (known: {', '.join(recipe_names())})")
@@ -227,19 +261,32 @@ def _pertoken(recipe: Recipe, fp32: Path, out: Path, calibration: Feeds | None) 
 
     model = onnx.load(str(fp32))
     ranges = None
-    if recipe.smooth_alpha is not None:
-        if calibration is None:
-            raise ExportError(f"recipe {recipe.name} needs calibration data (SmoothQuant's activation ranges)")
+    if (recipe.smooth_alpha is not None or recipe.keep_sensitive) and calibration is None:
+        raise ExportError(f"recipe {recipe.name} needs calibration data (activation ranges and errors)")
+    if recipe.smooth_alpha is not None and calibration is not None:
         ranges = pertoken.channel_ranges(fp32, [g.tensor for g in pertoken.groups(model)], calibration)
-    matmuls = pertoken.rewrite(model, ranges, recipe.smooth_alpha, recipe.bits)
+    keep: list[str] = []
+    if recipe.keep_sensitive and calibration is not None:
+        errors = pertoken.sensitivity(
+            model, fp32, calibration, ranges, recipe.smooth_alpha, recipe.bits, recipe.act_bits
+        )
+        keep = pertoken.most_sensitive(model, errors, recipe.keep_sensitive)
+    matmuls = pertoken.rewrite(model, ranges, recipe.smooth_alpha, recipe.bits, keep, recipe.act_bits, recipe.vnni)
     tables = quantize_embeddings(model, recipe.block_size) if recipe.embeddings else 0
     onnx.save(model, str(out))
     return {
-        "activations": "int8 per token (one symmetric scale per row, computed at run time: independent of the batch)",
+        "activations": f"int{recipe.act_bits} per token (one symmetric scale per row, computed at run time: "
+        "independent of the batch)",
         "weights": f"int{recipe.bits} symmetric per output column (MatMulInteger, "
-        + ("u8 x s8, 7-bit: exact on every CPU)" if recipe.bits == 7 else "u8 x u8: exact on every CPU)"),
+        + (
+            f"{pertoken.VNNI_FORM})"
+            if recipe.vnni
+            else f"{pertoken.form(recipe.act_bits, recipe.bits)}: exact on every CPU)"
+        ),
         "smoothquant_alpha": recipe.smooth_alpha,
         "matmuls": matmuls,
+        "kept_float": keep,
+        **({"requires": "u8s8_exact"} if recipe.vnni else {}),
         "embedding_tables": f"{tables} as int8 blocks of {recipe.block_size} (GatherBlockQuantized)"
         if tables
         else "float",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import operator
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..bundle import Bundle
+from ..device import cpu_model, u8s8_exact
 from ..errors import InputError, TaskError
 from ..session import SessionConfig, create_session
 
@@ -21,6 +23,21 @@ def positive(value: object, name: str = "batch_size") -> int:
     if isinstance(value, bool) or n < 1:
         raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
     return n
+
+
+def cpu_unfit(bundle: Bundle, variant: str) -> str | None:
+    """Why VARIANT of BUNDLE would compute wrong numbers on this CPU, or None. A per-token model with 8-bit
+    int8 weights (its card says ``requires: u8s8_exact``) is exact only where onnxruntime's u8 x s8 kernel does
+    not saturate."""
+    q = bundle.card.get("quantization")
+    if not isinstance(q, dict) or q.get("variant") != variant or q.get("requires") != "u8s8_exact":
+        return None
+    if u8s8_exact():
+        return None
+    return (
+        "its int8 products saturate in onnxruntime on an x86 CPU without VNNI or AMX (this one: "
+        f"{cpu_model()}); re-export it here, or with --target avx2, for a model exact on this CPU"
+    )
 
 
 class Task:
@@ -56,6 +73,12 @@ class Task:
             )
         self.bundle = bundle
         self.variant = variant or bundle.default_model
+        unfit = cpu_unfit(bundle, self.variant)
+        if unfit and variant is None and "fp32" in bundle.models:
+            warnings.warn(f"edgert: {bundle.path}: loading fp32, not {self.variant}: {unfit}", RuntimeWarning, 3)
+            self.variant = "fp32"
+        elif unfit:
+            raise TaskError(f"{bundle.path}: model {self.variant!r} cannot run right here: {unfit}")
         self.verified = verify
         model_path = bundle.model_file(self.variant)
         entry = bundle.files[bundle.models[self.variant]]
