@@ -135,6 +135,23 @@ def peak_rss(bundle: str, variant: str, runs: int = 3) -> tuple[float, float]:
     return float(np.median([o[0] for o in out])), float(np.median([o[1] for o in out]))
 
 
+def text_of_tokens(bundle: Path, texts: list[str], n: int = 128) -> str:
+    """A text that the bundle's tokenizer turns into exactly N tokens (with [CLS] and [SEP]): words of the
+    corpus, added one at a time."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(bundle / "tokenizer.json"))
+    tok.no_truncation()
+    words, out = " ".join(texts).split(), []
+    for word in words:
+        if len(tok.encode(" ".join([*out, word])).ids) > n:
+            continue
+        out.append(word)
+        if len(tok.encode(" ".join(out)).ids) == n:
+            return " ".join(out)
+    raise SystemExit(f"could not build a text of {n} tokens")
+
+
 def _cos(a, b):
     a, b = a.astype(np.float64), b.astype(np.float64)
     return np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
@@ -142,7 +159,7 @@ def _cos(a, b):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--recipes", default="auto,dynamic,static,int8-weights,int4-weights")
+    p.add_argument("--recipes", default="auto,dynamic,static,int8-weights,int4-weights,int8-pertoken")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--work", default=None, help="keep the exported bundles here (default: a temporary folder)")
     args = p.parse_args()
@@ -173,7 +190,9 @@ def main() -> None:
     order = np.random.default_rng(1).permutation(len(texts))
     rows = []
     timing = {n: [] for n in models}
+    t128 = {n: [] for n in models}
     mixed = {n: [] for n in models}
+    long128 = text_of_tokens(first, texts)
     short = texts[:: max(1, len(texts) // 32)][:32]
     for r in range(args.rounds):  # interleaved: every model sees the same machine state
         names = list(models)[r % len(models) :] + list(models)[: r % len(models)]
@@ -182,6 +201,10 @@ def main() -> None:
             for x in short:
                 models[n].embed([x])
             timing[n].append((time.perf_counter() - t) * 1e3 / len(short))
+            t = time.perf_counter()
+            for _ in range(10):
+                models[n].embed([long128])
+            t128[n].append((time.perf_counter() - t) * 1e3 / 10)
             t = time.perf_counter()
             models[n].embed(texts, batch_size=32)
             mixed[n].append(len(texts) / (time.perf_counter() - t))
@@ -197,6 +220,7 @@ def main() -> None:
         size = sum((path / f).stat().st_size for f in b.model_files(variant))
         imports, peak = peak_rss(str(path), variant)
         lat, thr = float(np.median(timing[n])), float(np.median(mixed[n]))
+        lat128 = float(np.median(t128[n]))
         rows.append(
             {
                 "recipe": n if n != "auto" else f"auto -> {b.card['search']['default']}",
@@ -205,6 +229,8 @@ def main() -> None:
                 "invariance": inv.min(),
                 "ms": lat,
                 "x_ms": float(np.median(timing["fp32"])) / lat if n != "fp32" else 1.0,
+                "ms128": lat128,
+                "x_ms128": float(np.median(t128["fp32"])) / lat128 if n != "fp32" else 1.0,
                 "items_s": thr,
                 "x_items": thr / float(np.median(mixed["fp32"])) if n != "fp32" else 1.0,
                 "mb": size / 1e6,
@@ -214,18 +240,21 @@ def main() -> None:
             }
         )
     head = (
-        "| recipe | worst cos | mean cos | batch invariance | batch-1 ms (x fp32) | mixed texts/s (x fp32) "
-        "| size MB | peak RSS MiB (over imports, x model) |\n|---|---|---|---|---|---|---|---|"
+        "| recipe | worst cos | mean cos | batch invariance | batch-1 ms (x fp32) | 128 tokens ms (x fp32) "
+        "| mixed texts/s (x fp32) "
+        "| size MB | peak RSS MiB (over imports, x model) |\n|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head] + [
         f"| {r['recipe']} | {r['worst']:.4f} | {r['mean']:.4f} | {r['invariance']:.6f} | {r['ms']:.2f} "
-        f"({r['x_ms']:.2f}x) | {r['items_s']:.0f} ({r['x_items']:.2f}x) | {r['mb']:.1f} | {r['peak']:.0f} "
+        f"({r['x_ms']:.2f}x) | {r['ms128']:.2f} ({r['x_ms128']:.2f}x) "
+        f"| {r['items_s']:.0f} ({r['x_items']:.2f}x) | {r['mb']:.1f} | {r['peak']:.0f} "
         f"({r['peak'] - r['imports']:.0f}, {r['x_model']:.2f}x) |"
         for r in rows
     ]
     body = (
         f"{machine_line()}\n\n{len(texts)} held-out texts (gettext messages in {len(LANGS)} languages, stdlib "
         f"docstrings and code, the tests' edge cases); one thread; {args.rounds} interleaved rounds, medians. "
+        "Batch-1 ms: 32 texts of the corpus, one at a time; 128 tokens: one text of exactly 128 tokens. "
         "Worst/mean cosine: each text alone vs fp32 alone. Batch invariance: each text alone vs inside shuffled "
         "batches of 32. Peak RSS: a fresh process that imports edgert, loads the model and embeds one text "
         "(median of 3).\n\n" + "\n".join(lines)

@@ -126,6 +126,36 @@ def test_the_graph_computes_exactly_the_numpy_arithmetic(graph, alpha, act_bits,
     assert np.abs(y1 - exact).max() < (0.05 if act_bits == 8 else 0.1) * np.abs(exact).max()
 
 
+def test_the_alpha_grid_scores_each_strength_by_its_worst_calibration_item(graph):
+    """choose_alpha's figure for each alpha is the worst cosine, over calibration items, between the quantized
+    graph's outputs (all three, flattened) and fp32's; here computed from the NumPy arithmetic instead."""
+    items = [{"x": _x(rows=1, seq=4 + i)} for i in range(3)]
+    model = onnx.load(str(graph))
+    ranges = pertoken.channel_ranges(graph, [g.tensor for g in pertoken.groups(model)], lambda: iter(items))
+    best, grid = pertoken.choose_alpha(model, graph, lambda: iter(items), ranges, (0.3, 0.5, 0.8), weight_bits=8)
+    w = _weights(graph)
+    expected = {}
+    for alpha in (0.3, 0.5, 0.8):
+        worst = 1.0
+        for item in items:
+            x = item["x"]
+            sx = pertoken.smoothing(ranges["x"], [w["w1"], w["w2"]], alpha)
+            y1, y2 = _numpy(x, w["w1"], sx, 8), _numpy(x, w["w2"], sx, 8)
+            sr = pertoken.smoothing(ranges["r"], [w["w3"]], alpha)
+            y3 = _numpy(np.maximum(y1, 0), w["w3"], sr, 8)
+            got = np.concatenate([y.ravel() for y in (y1, y2, y3)]).astype(np.float64)
+            r1 = x @ w["w1"]
+            ref = np.concatenate([r1.ravel(), (x @ w["w2"]).ravel(), (np.maximum(r1, 0) @ w["w3"]).ravel()])
+            ref = ref.astype(np.float64)
+            worst = min(worst, float(got @ ref / (np.linalg.norm(got) * np.linalg.norm(ref))))
+        expected[f"{alpha:g}"] = worst
+    assert grid.keys() == expected.keys()
+    for k in grid:
+        assert grid[k] == pytest.approx(expected[k], abs=1e-6)
+    assert grid[f"{best:g}"] == max(grid.values())
+    assert len(set(np.round(list(grid.values()), 6))) > 1  # the strengths differ here: the choice is a real one
+
+
 def test_a_shared_input_is_quantized_once_and_the_float_weights_are_gone(graph):
     model = onnx.load(str(graph))
     pertoken.rewrite(model)
@@ -226,7 +256,7 @@ def test_recipe_checks_its_own_settings():
         recipes.Recipe("x", "pertoken", bits=7, vnni=True)
     with pytest.raises(recipes.ExportError, match="smooth_alpha must be in"):
         recipes.Recipe("x", "pertoken", smooth_alpha=1.5)
-    assert recipes.by_name("int8-pertoken-sq60+emb8") is recipes.PERTOKEN
+    assert recipes.by_name("int8-pertoken-sq+emb8") is recipes.PERTOKEN
 
 
 def test_on_the_real_model_it_is_batch_invariant_and_close_to_fp32(minilm_bundle, tmp_path):

@@ -31,9 +31,10 @@ an AVX2 EPYC 1.8x and 1.5x.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -114,25 +115,81 @@ def sensitivity(
 ) -> dict[str, float]:
     """For each group (by its input tensor), the relative error its quantized MatMuls make on the calibration
     activations, ||XW - reference(X, W)|| / ||XW|| over every row and weight: how much keeping it float would save."""
+    return errors_by_alpha(model, fp32, feeds, ranges, [alpha], weight_bits, act_bits)[alpha]
+
+
+def errors_by_alpha(
+    model: object,
+    fp32: Path,
+    feeds: Callable[[], Iterable[dict[str, np.ndarray]]],
+    ranges: dict[str, np.ndarray] | None,
+    alphas: Sequence[float | None],
+    weight_bits: int = 8,
+    act_bits: int = 8,
+) -> dict[float | None, dict[str, float]]:
+    """``sensitivity`` for several SmoothQuant strengths from one pass over the calibration activations."""
     from onnx import numpy_helper
 
     inits = {i.name: i for i in model.graph.initializer}  # type: ignore[attr-defined]
     found = groups(model)
     weights = {g.tensor: [numpy_helper.to_array(inits[w]).astype(np.float32) for w in g.weights] for g in found}
+    if any(a is not None for a in alphas) and not ranges:
+        raise ExportError("per-token quantization: SmoothQuant needs the calibration ranges")
     smooth = {
-        g.tensor: smoothing(ranges[g.tensor], weights[g.tensor], alpha) if alpha is not None and ranges else None
-        for g in found
+        a: {t: smoothing(ranges[t], ws, a) if a is not None and ranges else None for t, ws in weights.items()}
+        for a in alphas
     }
-    err = dict.fromkeys(weights, 0.0)
+    err = {a: dict.fromkeys(weights, 0.0) for a in alphas}
     ref = dict.fromkeys(weights, 0.0)
     for values in activations(fp32, list(weights), feeds):
         for name, x in values.items():
             for w in weights[name]:
-                exact = x @ w
-                got = reference(x, w, smooth[name], weight_bits, act_bits)
-                err[name] += float(np.sum((got - exact) ** 2))
+                exact = x.astype(np.float64) @ w.astype(np.float64)
                 ref[name] += float(np.sum(exact**2))
-    return {name: (err[name] / ref[name]) ** 0.5 if ref[name] > 0 else 0.0 for name in weights}
+                for a in alphas:
+                    got = reference(x, w, smooth[a][name], weight_bits, act_bits)
+                    err[a][name] += float(np.sum((got - exact) ** 2))
+    return {a: {t: (e[t] / ref[t]) ** 0.5 if ref[t] > 0 else 0.0 for t in weights} for a, e in err.items()}
+
+
+def choose_alpha(
+    model: object,
+    fp32: Path,
+    feeds: Callable[[], Iterable[dict[str, np.ndarray]]],
+    ranges: dict[str, np.ndarray],
+    alphas: Sequence[float],
+    **form_args: Any,
+) -> tuple[float, dict[str, float]]:
+    """SmoothQuant's strength from a grid, chosen on the calibration set (never the validation set that judges
+    the result): for each alpha the rewritten graph runs every calibration item, and the alpha whose worst item
+    agrees best with fp32 wins (cosine of each item's outputs, all of them flattened; ties go to the first).
+    Returns (alpha, {alpha: worst cosine})."""
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 0
+
+    def session(proto: object) -> ort.InferenceSession:
+        return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])  # type: ignore[attr-defined]
+
+    items = list(feeds())
+    ref = session(onnx.load(str(fp32)))
+    wanted = [o.name for o in ref.get_outputs()]
+    expected = [np.concatenate([v.ravel() for v in ref.run(wanted, f)]).astype(np.float64) for f in items]
+    worst: dict[str, float] = {}
+    for alpha in alphas:
+        trial = onnx.ModelProto()
+        trial.CopyFrom(model)
+        rewrite(trial, ranges, alpha, **form_args)
+        s = session(trial)
+        cos = []
+        for f, e in zip(items, expected):
+            g = np.concatenate([v.ravel() for v in s.run(wanted, f)]).astype(np.float64)
+            cos.append(float(g @ e / max(np.linalg.norm(g) * np.linalg.norm(e), 1e-30)))
+        worst[f"{alpha:g}"] = min(cos)
+    best = max(alphas, key=lambda a: worst[f"{a:g}"])
+    return best, worst
 
 
 def most_sensitive(model: object, errors: dict[str, float], k: int) -> list[str]:

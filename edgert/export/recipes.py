@@ -48,6 +48,7 @@ class Recipe:
     act_bits: int = 8  # pertoken: activation bits (7 with 8-bit weights: u8 x s8, exact on every CPU)
     keep_sensitive: int = 0  # pertoken: the inputs (MatMul groups) whose quantization errs most, kept float
     vnni: bool = False  # pertoken 8/8 with int8 weights: exact only where u8 x s8 does not saturate (VNNI, arm64)
+    alpha_grid: tuple[float, ...] = ()  # pertoken: SmoothQuant strengths to choose from on the calibration set
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -63,6 +64,8 @@ class Recipe:
             raise ExportError(f"recipe {self.name}: block size must be a power of two >= 16, got {self.block_size}")
         if self.accuracy_level not in (0, 1, 2, 3, 4):
             raise ExportError(f"recipe {self.name}: accuracy_level must be 0-4, got {self.accuracy_level}")
+        if any(not 0.0 < a < 1.0 for a in self.alpha_grid):
+            raise ExportError(f"recipe {self.name}: alpha_grid values must be in (0, 1), got {self.alpha_grid}")
         if self.smooth_alpha is not None and not 0.0 < self.smooth_alpha < 1.0:
             raise ExportError(f"recipe {self.name}: smooth_alpha must be in (0, 1), got {self.smooth_alpha}")
         if self.vnni and (self.kind, self.act_bits, self.bits) != ("pertoken", 8, 8):
@@ -86,11 +89,11 @@ STATIC = Recipe("static-int8-qdq+emb8", "static", keep_float=0.25, embeddings=Tr
 WEIGHTS8 = _nbits(8, 4, True)
 #: per-token int8 activations x per-column int8 weights with SmoothQuant (edgert.export.pertoken): integer compute,
 #: batch-invariant by construction, exact on every CPU (u8 x u8)
-PERTOKEN = Recipe("int8-pertoken-sq60+emb8", "pertoken", smooth_alpha=0.6, embeddings=True, block_size=64)
+PERTOKEN = Recipe("int8-pertoken-sq+emb8", "pertoken", alpha_grid=(0.5, 0.6, 0.7), embeddings=True, block_size=64)
 #: the same with int8 weights (u8 x s8): onnxruntime's fast kernel, exact only on x86 with VNNI or AMX and on arm64
 #: (the card says so and edgert will not run it elsewhere). On a Xeon with AMX u8 x u8 runs at fp32's speed.
 PERTOKEN_VNNI = Recipe(
-    "int8-pertoken-vnni-sq60+emb8", "pertoken", smooth_alpha=0.6, embeddings=True, block_size=64, vnni=True
+    "int8-pertoken-vnni-sq+emb8", "pertoken", alpha_grid=(0.5, 0.6, 0.7), embeddings=True, block_size=64, vnni=True
 )
 
 
@@ -261,17 +264,21 @@ def _pertoken(recipe: Recipe, fp32: Path, out: Path, calibration: Feeds | None) 
 
     model = onnx.load(str(fp32))
     ranges = None
-    if (recipe.smooth_alpha is not None or recipe.keep_sensitive) and calibration is None:
+    alpha = recipe.smooth_alpha
+    grid: dict[str, float] = {}
+    smooth = alpha is not None or bool(recipe.alpha_grid)
+    if (smooth or recipe.keep_sensitive) and calibration is None:
         raise ExportError(f"recipe {recipe.name} needs calibration data (activation ranges and errors)")
-    if recipe.smooth_alpha is not None and calibration is not None:
+    if smooth and calibration is not None:
         ranges = pertoken.channel_ranges(fp32, [g.tensor for g in pertoken.groups(model)], calibration)
+    form: dict[str, Any] = {"weight_bits": recipe.bits, "act_bits": recipe.act_bits, "vnni": recipe.vnni}
+    if recipe.alpha_grid and calibration is not None and ranges is not None:
+        alpha, grid = pertoken.choose_alpha(model, fp32, calibration, ranges, recipe.alpha_grid, **form)
     keep: list[str] = []
     if recipe.keep_sensitive and calibration is not None:
-        errors = pertoken.sensitivity(
-            model, fp32, calibration, ranges, recipe.smooth_alpha, recipe.bits, recipe.act_bits
-        )
+        errors = pertoken.sensitivity(model, fp32, calibration, ranges, alpha, recipe.bits, recipe.act_bits)
         keep = pertoken.most_sensitive(model, errors, recipe.keep_sensitive)
-    matmuls = pertoken.rewrite(model, ranges, recipe.smooth_alpha, recipe.bits, keep, recipe.act_bits, recipe.vnni)
+    matmuls = pertoken.rewrite(model, ranges, alpha, keep=keep, **form)
     tables = quantize_embeddings(model, recipe.block_size) if recipe.embeddings else 0
     onnx.save(model, str(out))
     return {
@@ -283,7 +290,8 @@ def _pertoken(recipe: Recipe, fp32: Path, out: Path, calibration: Feeds | None) 
             if recipe.vnni
             else f"{pertoken.form(recipe.act_bits, recipe.bits)}: exact on every CPU)"
         ),
-        "smoothquant_alpha": recipe.smooth_alpha,
+        "smoothquant_alpha": alpha,
+        **({"alpha_grid_worst_cosine_on_calibration": grid} if grid else {}),
         "matmuls": matmuls,
         "kept_float": keep,
         **({"requires": "u8s8_exact"} if recipe.vnni else {}),
