@@ -308,3 +308,67 @@ def test_on_the_real_model_it_is_batch_invariant_and_close_to_fp32(minilm_bundle
     assert float((alone * together).sum(1).min()) > 0.999999
     fp = np.concatenate([pooled(one(e), ref.session) for e in encoded])
     assert float((alone * fp).sum(1).min()) > 0.98
+
+
+@pytest.mark.parametrize("quantize", ["int8-pertoken", "int8-pertoken-vnni"])
+def test_the_recipes_run_on_an_image_classifier_with_a_folder_of_calibration_images(vit_dir, tmp_path, quantize):
+    """The tiny ViT exported with each per-token recipe and a folder of images: every weight MatMul becomes
+    integer, the scores stay close to fp32's, and an image scores the same alone or in a batch."""
+    pytest.importorskip("optimum", reason="quantizing needs the export extra (torch, optimum)")
+    from PIL import Image
+
+    import edgert
+    from edgert import export
+    from edgert.device import u8s8_exact
+
+    if quantize.endswith("vnni") and not u8s8_exact():
+        pytest.skip(_VNNI_SKIP)
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "cal"
+    folder.mkdir()
+    images = []
+    for i in range(24):  # smooth gradients with noise, rotated: what the tiny ViT's labels are about
+        ramp = np.linspace(0, 255, 40)[None, :, None] * np.ones((40, 1, 3))
+        img = np.rot90(np.clip(ramp + rng.normal(0, 30, (40, 40, 3)), 0, 255), i % 4).astype(np.uint8)
+        Image.fromarray(np.ascontiguousarray(img)).save(folder / f"{i:02d}.png")
+        images.append(np.ascontiguousarray(img))
+    options = export.ExportOptions(quantize=quantize, calibration=str(folder))
+    bundle = export.export_bundle(str(vit_dir), tmp_path / "b", options, echo=lambda s: None)
+    q = bundle.card["quantization"]
+    assert q["name"] == {"int8-pertoken": "int8-pertoken-sq+emb8"}.get(quantize, "int8-pertoken-vnni-sq+emb8")
+    data = bundle.card["search"]["data"]
+    assert (data["kind"], data["calibration_items"], data["validation_items"]) == ("image", 12, 12)
+    fp32_graph = onnx.load(str(bundle.path / bundle.models["fp32"]))
+    inits = {i.name for i in fp32_graph.graph.initializer}
+    weight_matmuls = [n for n in fp32_graph.graph.node if n.op_type == "MatMul" and n.input[1] in inits]
+    assert q["matmuls"] == len(weight_matmuls) > 0
+    assert bundle.card["quantized_ops"].get("MatMulInteger", 0) == len(weight_matmuls)
+    assert q["smoothquant_alpha"] in (0.5, 0.6, 0.7)
+    ref, int8 = edgert.load(bundle.path, variant="fp32"), edgert.load(bundle.path, variant="int8")
+    want, got = ref.scores(images), int8.scores(images)
+    assert np.abs(got - want).max() < 0.02  # probabilities over 4 labels
+    alone = np.concatenate([int8.scores([im]) for im in images])
+    np.testing.assert_allclose(int8.scores(images, batch_size=8), alone, atol=1e-6)
+
+
+def test_a_cpu_whose_kernel_saturates_neither_measures_nor_builds_the_vnni_form(tmp_path, monkeypatch):
+    """Asked for by name, the export refuses before any work; in an auto search it is a row that says why it
+    was skipped, and the other candidates are judged as usual."""
+    pytest.importorskip("optimum", reason="quantizing needs the export extra (torch, optimum)")
+    from edgert import export
+    from edgert.export import build, search
+
+    monkeypatch.setattr(build, "u8s8_exact", lambda: False)
+    monkeypatch.setattr(search, "u8s8_exact", lambda: False)
+    from edgert.errors import ExportError
+
+    with pytest.raises(ExportError, match="int8-pertoken-vnni: its u8 x s8 products saturate on this CPU"):
+        export.export_bundle("minilm", tmp_path / "a", export.ExportOptions(quantize="int8-pertoken-vnni"))
+    assert not (tmp_path / "a").exists()
+    names = ("int8-pertoken-vnni-sq+emb8", "int8-weights-b32-acc4+emb8")
+    options = export.ExportOptions(quantize="auto", candidates=names)
+    bundle = export.export_bundle("minilm", tmp_path / "b", options, echo=lambda s: None)
+    rows = {r["recipe"]: r for r in bundle.card["search"]["candidates"]}
+    assert "saturate on this CPU" in rows["int8-pertoken-vnni-sq+emb8"]["error"]
+    assert rows["int8-weights-b32-acc4+emb8"]["meets_budget"] is True
+    assert bundle.card["search"]["chosen"] == "int8-weights-b32-acc4+emb8"

@@ -12,7 +12,9 @@ from ..options import check, option
 from . import recipes
 from .source import TASK_CHOICES
 
-QUANTIZE_CHOICES = ("auto", "none", "dynamic", "static", "int8-weights", "int4-weights", "int8-pertoken")
+QUANTIZE_CHOICES = (
+    "auto", "none", "dynamic", "static", "int8-weights", "int4-weights", "int8-pertoken", "int8-pertoken-vnni"
+)  # fmt: skip
 TARGET_CHOICES = ("auto", "avx2", "avx512", "avx512_vnni", "arm64", "arm64_dotprod")
 
 
@@ -90,5 +92,6 @@ class ExportOptions:
             "int8-weights": recipes.WEIGHTS8,
             "int4-weights": recipes.by_name("int4-weights-b32-acc4+emb8"),
             "int8-pertoken": recipes.PERTOKEN,
+            "int8-pertoken-vnni": recipes.PERTOKEN_VNNI,
         }
         return (fixed[self.quantize],)
