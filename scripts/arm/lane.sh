@@ -24,14 +24,22 @@ rm -rf "$out" && mkdir -p "$out"
 
 # 1. Bundles, exported on the host once per source version: the test suite's, and for the cross-architecture
 #    comparison an fp32 bundle and three int8 recipes exported for arm64 (weight-only int8, dynamic int8, and
-#    per-token int8 for arm64_dotprod: integer arithmetic that is exact on every CPU).
+#    per-token int8 for arm64_dotprod: integer arithmetic that is exact on every CPU); where the host's u8 x s8
+#    kernel is exact (VNNI, AMX), also the per-token VNNI form, which such a host makes its default and which
+#    must then give the same vectors on a Pi.
 key="$(cd "$repo" && git ls-files -co --exclude-standard edgert tests/bundles.py pyproject.toml | sort | xargs sha256sum | sha256sum | cut -c1-16)"
 bundles="$cache/bundles-$key"
 if [ ! -f "$bundles/.done" ]; then
   step "exporting the test bundles on the host"
   rm -rf "$cache"/bundles-* && mkdir -p "$bundles"
   (cd "$repo" && HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 EDGERT_HOME="$bundles/.home" "$host_py" -m tests.bundles "$bundles")
-  for spec in "w8 int8-weights arm64" "dyn dynamic arm64" "pt int8-pertoken arm64_dotprod"; do
+  specs=("w8 int8-weights arm64" "dyn dynamic arm64" "pt int8-pertoken arm64_dotprod")
+  if "$host_py" -c 'import sys, edgert.device as d; sys.exit(0 if d.u8s8_exact() else 1)'; then
+    specs+=("ptv int8-pertoken-vnni arm64_dotprod")
+  else
+    echo "arm: the host's u8 x s8 kernel saturates (no VNNI or AMX): the VNNI per-token form is not compared" >&2
+  fi
+  for spec in "${specs[@]}"; do
     set -- $spec
     HF_HUB_OFFLINE=1 EDGERT_HOME="$bundles/.home" "$repo/.venv/bin/edgert" export minilm -o "$bundles/arm-$1" \
       --quantize "$2" --target "$3" > "$bundles/arm-$1.log" 2>&1 || { cat "$bundles/arm-$1.log" >&2; die "export for $3 failed"; }
@@ -96,20 +104,29 @@ cp "$here/parity.py" "$work/parity.py"
 "$host_py" "$here/parity.py" embed "$out/x86_64-w8.npz" fp32="$bundles/arm-w8" int8="$bundles/arm-w8"
 "$host_py" "$here/parity.py" embed "$out/x86_64-dyn.npz" int8="$bundles/arm-dyn"
 "$host_py" "$here/parity.py" embed "$out/x86_64-pt.npz" int8="$bundles/arm-pt"
+int8_names="dyn pt"
+if [ -d "$bundles/arm-ptv" ]; then
+  int8_names="dyn pt ptv"
+  "$host_py" "$here/parity.py" embed "$out/x86_64-ptv.npz" int8="$bundles/arm-ptv"
+fi
 for cpu in cortex-a72 cortex-a76; do
   QEMU_CPU=$cpu in_root /work/venv/bin/python /work/parity.py embed "/work/$cpu-w8.npz" fp32=/work/bundles/arm-w8 int8=/work/bundles/arm-w8
-  QEMU_CPU=$cpu in_root /work/venv/bin/python /work/parity.py embed "/work/$cpu-dyn.npz" int8=/work/bundles/arm-dyn
-  QEMU_CPU=$cpu in_root /work/venv/bin/python /work/parity.py embed "/work/$cpu-pt.npz" int8=/work/bundles/arm-pt
-  cp "$work/$cpu-w8.npz" "$work/$cpu-dyn.npz" "$work/$cpu-pt.npz" "$out/"
+  cp "$work/$cpu-w8.npz" "$out/"
+  for name in $int8_names; do
+    QEMU_CPU=$cpu in_root /work/venv/bin/python /work/parity.py embed "/work/$cpu-$name.npz" "int8=/work/bundles/arm-$name"
+    cp "$work/$cpu-$name.npz" "$out/"
+  done
 done
 "$host_py" "$here/parity.py" compare "$out/x86_64-w8.npz" "$out/cortex-a72-w8.npz" "$out/cortex-a76-w8.npz" > "$out/parity-w8.json" \
   || { cat "$out/parity-w8.json" >&2; die "fp32 embeddings differ between x86_64 and aarch64"; }
-"$host_py" "$here/parity.py" compare "$out/x86_64-dyn.npz" "$out/cortex-a72-dyn.npz" "$out/cortex-a76-dyn.npz" > "$out/parity-dyn.json"
-"$host_py" "$here/parity.py" compare "$out/x86_64-pt.npz" "$out/cortex-a72-pt.npz" "$out/cortex-a76-pt.npz" > "$out/parity-pt.json"
-"$host_py" - "$out" <<'PY' >&2
+for name in $int8_names; do
+  "$host_py" "$here/parity.py" compare "$out/x86_64-$name.npz" "$out/cortex-a72-$name.npz" "$out/cortex-a76-$name.npz" \
+    > "$out/parity-$name.json"
+done
+"$host_py" - "$out" w8 $int8_names <<'PY' >&2
 import json, sys
 out = sys.argv[1]
-for name in ("w8", "dyn", "pt"):
+for name in sys.argv[2:]:
     for key, r in json.load(open(f"{out}/parity-{name}.json"))["results"].items():
         print(f"arm: parity {name} {key.rsplit('/', 1)[-1]}: min cosine vs x86_64 {r['min_cosine']:.8f}, "
               f"bitwise equal {r['bitwise_equal']}" + (f", vs fp32 there {r['vs_fp32_min_cosine_here']:.6f}" if "vs_fp32_min_cosine_here" in r else ""))
