@@ -1,0 +1,204 @@
+"""Intel Neural Compressor's ONNX Runtime backend beside edgert's quantization search, on the same model and data.
+
+    python -m venv /tmp/incv && /tmp/incv/bin/pip install onnx-neural-compressor==1.0 prettytable scipy pytest \
+        -e .   # INC is no dependency of edgert: it runs in a venv of its own
+    /tmp/incv/bin/python benchmarks/inc_reference.py --bundle BUNDLE [--rounds 5]
+
+BUNDLE is a MiniLM bundle exported by ``edgert export minilm`` (``--quantize auto``): its fp32 model is what INC
+quantizes, and its default int8 model is edgert's choice. INC gets the same data and the same goal as edgert's
+search: calibration on edgert's built-in calibration texts, and ``autotune`` with SmoothQuant (static int8, QDQ,
+alpha over INC's own tuning grid 0.3-0.65, scales not folded) judged by an ``eval_fn`` that returns the worst
+cosine to fp32 over the
+built-in validation texts, each embedded alone, with ``tolerable_loss=0.01`` (worst cosine >= 0.99, edgert's default
+budget). Then both chosen models are measured side by side on benchmarks/quantization.py's held-out corpus:
+worst/mean cosine, batch invariance, batch-1 and 128-token latency on one thread (interleaved rounds, medians),
+size, and the wall time each search took. Writes the table to RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_line  # noqa: E402
+from _results import write_section  # noqa: E402
+from quantization import _cos, corpus, text_of_tokens  # noqa: E402
+
+SEQ = 128
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--bundle", required=True, help="a MiniLM bundle exported by edgert export minilm")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--max-trials", type=int, default=40)
+    args = p.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import onnx
+    from onnx_neural_compressor import data_reader
+    from onnx_neural_compressor.quantization import config, tuning
+
+    import edgert
+    from edgert.bundle import MANIFEST, Bundle, write_manifest
+    from edgert.export.calibration import builtin_texts
+    from edgert.session import SessionConfig
+
+    src = Path(args.bundle)
+    bundle = Bundle.open(src)
+    source_manifest = json.loads((src / MANIFEST).read_text())
+    edgert_seconds = source_manifest.get("provenance", {}).get("export_seconds")
+    one = SessionConfig(intra_op_threads=1, cache_optimized=False)
+    ref = edgert.load(src, variant="fp32", config=one)
+    cal, val = builtin_texts("calibration"), builtin_texts("validation")
+    val_ref = np.stack([ref.embed([t])[0] for t in val])
+
+    class Reader(data_reader.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.rewind()
+
+        def get_next(self):  # type: ignore[no-untyped-def]
+            return next(self.items, None)
+
+        def rewind(self) -> None:
+            # INC's SmoothQuant calibrator stacks the activations of every item, so each is padded (with its
+            # attention mask) to one length, 128 tokens, and longer ones are cut there
+            encodings = ref.encoder.encode(list(cal))
+            padded = []
+            for _, feeds in ref.encoder.batches(encodings, 1):
+                padded.append(
+                    {k: np.pad(v[:, :SEQ], ((0, 0), (0, max(0, SEQ - v.shape[1])))) for k, v in feeds.items()}
+                )
+            self.items = iter(padded)
+
+    work = Path(tempfile.mkdtemp(prefix="edgert-inc-"))
+    for name in os.listdir(src):  # a copy of the bundle that will also hold INC's model
+        if name != MANIFEST:
+            shutil.copyfile(src / name, work / name)
+
+    def as_variant(model_path: str, variant: str) -> object:
+        m = onnx.load(model_path)
+        onnx.save(m, str(work / f"model.{variant}.onnx"), save_as_external_data=True, location=f"model.{variant}.data")
+        manifest = json.loads(((work if (work / MANIFEST).exists() else src) / MANIFEST).read_text())
+        manifest["models"][variant] = f"model.{variant}.onnx"
+        write_manifest(work, manifest)
+        return edgert.load(work, variant=variant, config=one)
+
+    trials = []
+
+    def eval_fn(model_path: str) -> float:
+        m = as_variant(model_path, "trial")
+        got = np.stack([m.embed([t])[0] for t in val])
+        worst = float(_cos(val_ref, got).min())
+        trials.append(worst)
+        print(f"  INC trial {len(trials)}: worst cosine {worst:.4f} on {len(val)} validation texts", flush=True)
+        return worst
+
+    fp32_path = str(src / bundle.models["fp32"])
+    start = time.perf_counter()
+    tune = tuning.TuningConfig(
+        # INC's own alpha grid, quantizing the MatMuls as edgert does (INC's default also quantizes Add, Mul,
+        # Gather ...); folding the scales into the previous node fails on this graph (a scalar initializer gets a
+        # per-channel scale), so they stay as Mul nodes. Then INC's own static tuning set, which drops op types
+        # from quantization step by step (its op-wise float fallback).
+        config_set=[
+            config.SmoothQuantConfig(alpha=np.arange(0.3, 0.7, 0.05), folding=False, op_types_to_quantize=["MatMul"]),
+            *config.StaticQuantConfig.get_config_set_for_tuning(),
+        ],
+        tolerable_loss=0.01,
+        max_trials=args.max_trials,
+    )
+    try:
+        best = tuning.autotune(fp32_path, tune, eval_fn=eval_fn, calibration_data_reader=Reader())
+    except SystemExit:  # autotune calls exit(0) when no trial meets the goal
+        best = None
+    inc_seconds = time.perf_counter() - start
+    if best is None:
+        body = (
+            f"{machine_line()}; onnx-neural-compressor 1.0\n\n"
+            f"INC's autotune found **no** model that meets the goal (worst cosine >= 0.99 on edgert's {len(val)} "
+            f"validation texts, tolerable loss 0.01) in {len(trials) - 1} trials and {inc_seconds:.0f} s: "
+            "SmoothQuant over alpha 0.3-0.65 (MatMuls), then its static tuning set (QOperator, per-channel or not, "
+            "last MatMul quantized or not, op types dropped step by step). The worst cosine of each trial, the "
+            f"first being fp32: {', '.join(f'{w:.4f}' for w in trials)}. Its calibration items are padded to "
+            f"{SEQ} tokens, because its SmoothQuant calibrator stacks them. INC quantizes activations with one "
+            "static scale per tensor, so a token whose activations lie far outside the calibrated range is clipped; "
+            "edgert's per-token recipe computes a scale per row at run time. edgert's own figures on this machine "
+            "are in the table above."
+        )
+        print(body)
+        write_section("Intel Neural Compressor beside edgert's search", body, "python benchmarks/inc_reference.py")
+        return
+    onnx.save(best, str(work / "inc-best.onnx"), save_as_external_data=True, location="inc-best.data")
+    models = {"fp32": ref, "edgert": edgert.load(src, config=one)}
+    models["inc"] = as_variant(str(work / "inc-best.onnx"), "inc")
+
+    texts = corpus()
+    long128 = text_of_tokens(src, texts)
+    short = texts[:: max(1, len(texts) // 32)][:32]
+    alone = {n: np.stack([m.embed([t])[0] for t in texts]) for n, m in models.items()}
+    t1: dict[str, list[float]] = {n: [] for n in models}
+    t128: dict[str, list[float]] = {n: [] for n in models}
+    for r in range(args.rounds):
+        names = list(models)[r % len(models) :] + list(models)[: r % len(models)]
+        for n in names:
+            t = time.perf_counter()
+            for x in short:
+                models[n].embed([x])
+            t1[n].append((time.perf_counter() - t) * 1e3 / len(short))
+            t = time.perf_counter()
+            for _ in range(10):
+                models[n].embed([long128])
+            t128[n].append((time.perf_counter() - t) * 1e3 / 10)
+    order = np.random.default_rng(1).permutation(len(texts))
+    rows = []
+    sizes = {
+        "fp32": sum((src / f).stat().st_size for f in bundle.model_files("fp32")),
+        "edgert": sum((src / f).stat().st_size for f in bundle.model_files(bundle.default_model)),
+        "inc": sum(p.stat().st_size for p in work.glob("model.inc.*")),
+    }
+    for n, m in models.items():
+        batched = np.empty_like(alone[n])
+        for s in range(0, len(order), 32):
+            idx = order[s : s + 32]
+            batched[idx] = m.embed([texts[i] for i in idx], batch_size=32)
+        cos, inv = _cos(alone["fp32"], alone[n]), _cos(alone[n], batched)
+        f1, f128 = float(np.median(t1["fp32"])), float(np.median(t128["fp32"]))
+        a1, a128 = float(np.median(t1[n])), float(np.median(t128[n]))
+        label = {
+            "fp32": "fp32",
+            "edgert": f"edgert auto -> {bundle.card['search']['default']}",
+            "inc": f"INC autotune SmoothQuant, {len(trials)} trials",
+        }[n]
+        search_s = {"fp32": "-", "edgert": "see note", "inc": f"{inc_seconds:.0f}"}[n]
+        rows.append(
+            f"| {label} | {cos.min():.4f} | {cos.mean():.4f} | {inv.min():.6f} | {a1:.2f} ({f1 / a1:.2f}x) "
+            f"| {a128:.2f} ({f128 / a128:.2f}x) | {sizes[n] / 1e6:.1f} | {search_s} |"
+        )
+    head = (
+        "| model | worst cos | mean cos | batch invariance | batch-1 ms (x fp32) | 128 tokens ms (x fp32) | size MB "
+        "| search s |\n|---|---|---|---|---|---|---|---|"
+    )
+    body = (
+        f"{machine_line()}; onnx-neural-compressor 1.0\n\n"
+        f"{len(texts)} held-out texts (benchmarks/quantization.py's corpus); one thread; {args.rounds} interleaved "
+        "rounds, medians. INC was given edgert's calibration texts and judged each trial by the worst cosine to "
+        f"fp32 on edgert's {len(val)} validation texts (tolerable loss 0.01, i.e. worst >= 0.99); its trials' "
+        f"worst cosines: {', '.join(f'{w:.4f}' for w in trials)}. edgert's search time is its whole export "
+        f"({edgert_seconds} s as recorded, where known).\n\n" + "\n".join([head, *rows])
+    )
+    print(body)
+    write_section("Intel Neural Compressor beside edgert's search", body, "python benchmarks/inc_reference.py")
+    (work / "results.json").write_text(json.dumps({"trials": trials, "inc_seconds": inc_seconds}))
+
+
+if __name__ == "__main__":
+    main()
