@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_line  # noqa: E402
 from _results import write_section  # noqa: E402
-from quantization import _cos, corpus, text_of_tokens  # noqa: E402
+from quantization import _cos, corpus, interleaved, invariance, text_of_tokens  # noqa: E402
 
 SEQ = 128
 
@@ -147,20 +147,7 @@ def main() -> None:
     long128 = text_of_tokens(src, texts)
     short = texts[:: max(1, len(texts) // 32)][:32]
     alone = {n: np.stack([m.embed([t])[0] for t in texts]) for n, m in models.items()}
-    t1: dict[str, list[float]] = {n: [] for n in models}
-    t128: dict[str, list[float]] = {n: [] for n in models}
-    for r in range(args.rounds):
-        names = list(models)[r % len(models) :] + list(models)[: r % len(models)]
-        for n in names:
-            t = time.perf_counter()
-            for x in short:
-                models[n].embed([x])
-            t1[n].append((time.perf_counter() - t) * 1e3 / len(short))
-            t = time.perf_counter()
-            for _ in range(10):
-                models[n].embed([long128])
-            t128[n].append((time.perf_counter() - t) * 1e3 / 10)
-    order = np.random.default_rng(1).permutation(len(texts))
+    t1, t128, _ = interleaved(models, short, long128, args.rounds)
     rows = []
     sizes = {
         "fp32": sum((src / f).stat().st_size for f in bundle.model_files("fp32")),
@@ -168,11 +155,7 @@ def main() -> None:
         "inc": sum(p.stat().st_size for p in work.glob("model.inc.*")),
     }
     for n, m in models.items():
-        batched = np.empty_like(alone[n])
-        for s in range(0, len(order), 32):
-            idx = order[s : s + 32]
-            batched[idx] = m.embed([texts[i] for i in idx], batch_size=32)
-        cos, inv = _cos(alone["fp32"], alone[n]), _cos(alone[n], batched)
+        cos, inv = _cos(alone["fp32"], alone[n]), invariance(m, texts, alone[n])
         f1, f128 = float(np.median(t1["fp32"])), float(np.median(t128["fp32"]))
         a1, a128 = float(np.median(t1[n])), float(np.median(t128[n]))
         label = {
@@ -182,7 +165,7 @@ def main() -> None:
         }[n]
         search_s = {"fp32": "-", "edgert": "see note", "inc": f"{inc_seconds:.0f}"}[n]
         rows.append(
-            f"| {label} | {cos.min():.4f} | {cos.mean():.4f} | {inv.min():.6f} | {a1:.2f} ({f1 / a1:.2f}x) "
+            f"| {label} | {cos.min():.4f} | {cos.mean():.4f} | {inv:.6f} | {a1:.2f} ({f1 / a1:.2f}x) "
             f"| {a128:.2f} ({f128 / a128:.2f}x) | {sizes[n] / 1e6:.1f} | {search_s} |"
         )
     head = (

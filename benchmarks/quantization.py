@@ -152,6 +152,36 @@ def text_of_tokens(bundle: Path, texts: list[str], n: int = 128) -> str:
     raise SystemExit(f"could not build a text of {n} tokens")
 
 
+def interleaved(models, short, long128, rounds, mixed=None):
+    """Per model, the samples of interleaved rounds (every model sees the same machine state): ms per text over
+    SHORT one at a time, ms for LONG128, and, with MIXED, texts per second over MIXED in batches of 32."""
+    t1 = {n: [] for n in models}
+    t128 = {n: [] for n in models}
+    thr = {n: [] for n in models}
+    for r in range(rounds):
+        for n in list(models)[r % len(models) :] + list(models)[: r % len(models)]:
+            t = time.perf_counter()
+            for x in short:
+                models[n].embed([x])
+            t1[n].append((time.perf_counter() - t) * 1e3 / len(short))
+            t = time.perf_counter()
+            for _ in range(10):
+                models[n].embed([long128])
+            t128[n].append((time.perf_counter() - t) * 1e3 / 10)
+            if mixed is not None:
+                t = time.perf_counter()
+                models[n].embed(mixed, batch_size=32)
+                thr[n].append(len(mixed) / (time.perf_counter() - t))
+    return t1, t128, thr
+
+
+def invariance(model, texts, alone) -> float:
+    """Worst cosine of each text alone against inside shuffled batches of 32 (edgert.quality's measure)."""
+    from edgert import quality
+
+    return quality.batch_invariance(model, texts, single=alone, seed=1)["min_cosine"]
+
+
 def _cos(a, b):
     a, b = a.astype(np.float64), b.astype(np.float64)
     return np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
@@ -187,34 +217,13 @@ def main() -> None:
     for name, (path, variant) in bundles.items():
         models[name] = edgert.load(path, variant=variant, config=one)
     alone = {n: np.stack([m.embed([t])[0] for t in texts]) for n, m in models.items()}
-    order = np.random.default_rng(1).permutation(len(texts))
     rows = []
-    timing = {n: [] for n in models}
-    t128 = {n: [] for n in models}
-    mixed = {n: [] for n in models}
     long128 = text_of_tokens(first, texts)
     short = texts[:: max(1, len(texts) // 32)][:32]
-    for r in range(args.rounds):  # interleaved: every model sees the same machine state
-        names = list(models)[r % len(models) :] + list(models)[: r % len(models)]
-        for n in names:
-            t = time.perf_counter()
-            for x in short:
-                models[n].embed([x])
-            timing[n].append((time.perf_counter() - t) * 1e3 / len(short))
-            t = time.perf_counter()
-            for _ in range(10):
-                models[n].embed([long128])
-            t128[n].append((time.perf_counter() - t) * 1e3 / 10)
-            t = time.perf_counter()
-            models[n].embed(texts, batch_size=32)
-            mixed[n].append(len(texts) / (time.perf_counter() - t))
+    timing, t128, mixed = interleaved(models, short, long128, args.rounds, mixed=texts)
     for n, m in models.items():
-        batched = np.empty_like(alone[n])
-        for s in range(0, len(order), 32):
-            idx = order[s : s + 32]
-            batched[idx] = m.embed([texts[i] for i in idx], batch_size=32)
         cos = _cos(alone["fp32"], alone[n])
-        inv = _cos(alone[n], batched)
+        inv = invariance(m, texts, alone[n])
         path, variant = bundles.get(n, (first, "fp32"))
         b = edgert.Bundle.open(path)
         size = sum((path / f).stat().st_size for f in b.model_files(variant))
@@ -226,7 +235,7 @@ def main() -> None:
                 "recipe": n if n != "auto" else f"auto -> {b.card['search']['default']}",
                 "worst": cos.min(),
                 "mean": cos.mean(),
-                "invariance": inv.min(),
+                "invariance": inv,
                 "ms": lat,
                 "x_ms": float(np.median(timing["fp32"])) / lat if n != "fp32" else 1.0,
                 "ms128": lat128,
