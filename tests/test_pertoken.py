@@ -156,6 +156,30 @@ def test_the_alpha_grid_scores_each_strength_by_its_worst_calibration_item(graph
     assert len(set(np.round(list(grid.values()), 6))) > 1  # the strengths differ here: the choice is a real one
 
 
+def test_sensitivity_is_each_inputs_relative_error_and_the_worst_stays_float(graph):
+    """sensitivity: per input tensor, ||XW - quantized|| / ||XW|| over its MatMuls and the calibration rows, here
+    from the NumPy arithmetic; most_sensitive names the MatMuls of the K worst inputs."""
+    items = [{"x": _x(rows=2, seq=3 + i)} for i in range(2)]
+    model = onnx.load(str(graph))
+    ranges = pertoken.channel_ranges(graph, [g.tensor for g in pertoken.groups(model)], lambda: iter(items))
+    errors = pertoken.sensitivity(model, graph, lambda: iter(items), ranges, 0.5)
+    w = _weights(graph)
+    expected = {}
+    for name, ws, rows in (
+        ("x", [w["w1"], w["w2"]], [it["x"].reshape(-1, K) for it in items]),
+        ("r", [w["w3"]], [np.maximum(it["x"].reshape(-1, K) @ w["w1"], 0) for it in items]),
+    ):
+        s = pertoken.smoothing(ranges[name], ws, 0.5)
+        err = sum(float(np.sum((_numpy(x, v, s, 8) - x.astype(np.float64) @ v) ** 2)) for x in rows for v in ws)
+        ref = sum(float(np.sum((x.astype(np.float64) @ v) ** 2)) for x in rows for v in ws)
+        expected[name] = (err / ref) ** 0.5
+    assert errors.keys() == expected.keys()
+    for k in errors:
+        assert errors[k] == pytest.approx(expected[k], rel=1e-4)
+    worst = max(errors, key=errors.get)
+    assert pertoken.most_sensitive(model, errors, 1) == {"x": ["m1", "m2"], "r": ["m3"]}[worst]
+
+
 def test_a_shared_input_is_quantized_once_and_the_float_weights_are_gone(graph):
     model = onnx.load(str(graph))
     pertoken.rewrite(model)

@@ -115,41 +115,22 @@ def sensitivity(
 ) -> dict[str, float]:
     """For each group (by its input tensor), the relative error its quantized MatMuls make on the calibration
     activations, ||XW - reference(X, W)|| / ||XW|| over every row and weight: how much keeping it float would save."""
-    return errors_by_alpha(model, fp32, feeds, ranges, [alpha], weight_bits, act_bits)[alpha]
-
-
-def errors_by_alpha(
-    model: object,
-    fp32: Path,
-    feeds: Callable[[], Iterable[dict[str, np.ndarray]]],
-    ranges: dict[str, np.ndarray] | None,
-    alphas: Sequence[float | None],
-    weight_bits: int = 8,
-    act_bits: int = 8,
-) -> dict[float | None, dict[str, float]]:
-    """``sensitivity`` for several SmoothQuant strengths from one pass over the calibration activations."""
     from onnx import numpy_helper
 
     inits = {i.name: i for i in model.graph.initializer}  # type: ignore[attr-defined]
-    found = groups(model)
-    weights = {g.tensor: [numpy_helper.to_array(inits[w]).astype(np.float32) for w in g.weights] for g in found}
-    if any(a is not None for a in alphas) and not ranges:
+    weights = {g.tensor: [numpy_helper.to_array(inits[w]).astype(np.float32) for w in g.weights] for g in groups(model)}
+    if alpha is not None and not ranges:
         raise ExportError("per-token quantization: SmoothQuant needs the calibration ranges")
-    smooth = {
-        a: {t: smoothing(ranges[t], ws, a) if a is not None and ranges else None for t, ws in weights.items()}
-        for a in alphas
-    }
-    err = {a: dict.fromkeys(weights, 0.0) for a in alphas}
+    smooth = {t: smoothing(ranges[t], ws, alpha) if alpha is not None and ranges else None for t, ws in weights.items()}
+    err = dict.fromkeys(weights, 0.0)
     ref = dict.fromkeys(weights, 0.0)
     for values in activations(fp32, list(weights), feeds):
         for name, x in values.items():
             for w in weights[name]:
                 exact = x.astype(np.float64) @ w.astype(np.float64)
                 ref[name] += float(np.sum(exact**2))
-                for a in alphas:
-                    got = reference(x, w, smooth[a][name], weight_bits, act_bits)
-                    err[a][name] += float(np.sum((got - exact) ** 2))
-    return {a: {t: (e[t] / ref[t]) ** 0.5 if ref[t] > 0 else 0.0 for t in weights} for a, e in err.items()}
+                err[name] += float(np.sum((reference(x, w, smooth[name], weight_bits, act_bits) - exact) ** 2))
+    return {t: (err[t] / ref[t]) ** 0.5 if ref[t] > 0 else 0.0 for t in weights}
 
 
 def choose_alpha(
