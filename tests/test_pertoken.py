@@ -4,6 +4,7 @@ for a shared input."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +16,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+from edgert.device import U8S8_SATURATES  # noqa: E402
 from edgert.export import pertoken, recipes  # noqa: E402
 
 K, N1, N2, N3 = 64, 48, 32, 16
@@ -80,7 +82,7 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
 
 #: (activation bits, weight bits, int8 weights at 8 bits): every form the recipes use
 FORMS = [(8, 8, False), (8, 7, False), (7, 8, False), (8, 8, True)]
-_VNNI_SKIP = "this CPU's u8 x s8 kernel saturates (x86 without VNNI or AMX): edgert refuses the VNNI form here"
+_VNNI_SKIP = f"{U8S8_SATURATES}: edgert refuses the VNNI form here"
 
 
 @pytest.mark.parametrize("alpha", [None, 0.5])
@@ -246,7 +248,8 @@ def test_the_vnni_form_runs_only_where_it_is_exact(minilm_bundle, tmp_path, monk
     manifest["card"]["quantization"]["requires"] = "u8s8_exact"
     (copy / MANIFEST).write_text(json.dumps(manifest))
     monkeypatch.setattr(base, "u8s8_exact", lambda: False)
-    with pytest.warns(RuntimeWarning, match=f"loading fp32, not {variant}: its int8 products saturate"):
+    why = f"its int8 products are u8 x s8: {re.escape(U8S8_SATURATES)}"
+    with pytest.warns(RuntimeWarning, match=f"loading fp32, not {variant}: {why}"):
         model = edgert.load(copy)
     assert model.variant == "fp32"
     with pytest.raises(TaskError, match=f"model '{variant}' cannot run right here: .*without VNNI or AMX"):
@@ -392,13 +395,13 @@ def test_a_cpu_whose_kernel_saturates_neither_measures_nor_builds_the_vnni_form(
     monkeypatch.setattr(search, "u8s8_exact", lambda: False)
     from edgert.errors import ExportError
 
-    with pytest.raises(ExportError, match="int8-pertoken-vnni: its u8 x s8 products saturate on this CPU"):
+    with pytest.raises(ExportError, match=f"int8-pertoken-vnni: {re.escape(U8S8_SATURATES)}"):
         export.export_bundle("minilm", tmp_path / "a", export.ExportOptions(quantize="int8-pertoken-vnni"))
     assert not (tmp_path / "a").exists()
     names = ("int8-pertoken-vnni-sq+emb8", "int8-weights-b32-acc4+emb8")
     options = export.ExportOptions(quantize="auto", candidates=names)
     bundle = export.export_bundle("minilm", tmp_path / "b", options, echo=lambda s: None)
     rows = {r["recipe"]: r for r in bundle.card["search"]["candidates"]}
-    assert "saturate on this CPU" in rows["int8-pertoken-vnni-sq+emb8"]["error"]
+    assert rows["int8-pertoken-vnni-sq+emb8"]["error"] == f"not measurable here: {U8S8_SATURATES}"
     assert rows["int8-weights-b32-acc4+emb8"]["meets_budget"] is True
     assert bundle.card["search"]["chosen"] == "int8-weights-b32-acc4+emb8"

@@ -253,7 +253,7 @@ def cmd_detect(args: Namespace) -> int:
 
 
 def cmd_device(args: Namespace) -> int:
-    from ..device import describe, u8s8_exact
+    from ..device import U8S8_SATURATES, describe, u8s8_exact
 
     d = describe()
     kinds = ", ".join(f"{n}x {t}" for t, n in d.core_types.items())
@@ -270,7 +270,7 @@ def cmd_device(args: Namespace) -> int:
             "int8 u8 x s8",
             "exact: int8-pertoken-vnni models run here"
             if u8s8_exact(d.features, d.machine)
-            else "saturates (x86 without VNNI or AMX): int8-pertoken-vnni models load fp32 here",
+            else f"{U8S8_SATURATES}: int8-pertoken-vnni models load fp32 here",
         ),
         ("device profile", d.profile),
         ("onnxruntime", f"{d.onnxruntime} ({', '.join(d.providers)})"),

@@ -101,6 +101,10 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     return platform.processor() or platform.machine()
 
 
+#: Why a u8 x s8 per-token model (int8-pertoken-vnni) cannot run right on this CPU, as every message says it
+U8S8_SATURATES = "onnxruntime's u8 x s8 products saturate on this CPU (x86 without VNNI or AMX)"
+
+
 def u8s8_exact(features: tuple[str, ...] | None = None, machine: str | None = None) -> bool:
     """Whether onnxruntime's u8 x s8 integer GEMM is exact here for full 8-bit operands: on arm64 (dot-product
     or widening multiplies) and on x86 with VNNI or AMX; on other x86 it multiplies with vpmaddubsw, which

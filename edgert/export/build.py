@@ -20,7 +20,7 @@ from typing import Any
 
 from .._version import __version__
 from ..bundle import MANIFEST, Bundle, write_manifest
-from ..device import cpu_features, quantization_target, u8s8_exact, versions
+from ..device import U8S8_SATURATES, cpu_features, quantization_target, u8s8_exact, versions
 from ..errors import BudgetMissError, EdgertError, ExportError, require
 from . import card, place, search
 from .calibration import for_task as calibration_data
@@ -192,8 +192,8 @@ def export_bundle(
     candidates = options.recipes_for(target) if quantize else ()
     if options.quantize != "auto" and any(r.vnni for r in candidates) and not u8s8_exact():
         raise ExportError(
-            f"--quantize {options.quantize}: its u8 x s8 products saturate on this CPU (x86 without VNNI or AMX), "
-            "so its accuracy cannot be measured here; export on a CPU with VNNI, AMX or arm64, or use int8-pertoken"
+            f"--quantize {options.quantize}: {U8S8_SATURATES}, so its accuracy cannot be measured here; export on a "
+            "CPU with VNNI, AMX or arm64, or use int8-pertoken"
         )
     data = calibration_data(task, options.calibration) if quantize else None
     if any(r.kind == "nbits" for r in candidates):

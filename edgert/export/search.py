@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import quality, stats
 from ..bundle import Bundle, write_manifest
-from ..device import cpu_features, cpu_model, quantization_target, u8s8_exact
+from ..device import U8S8_SATURATES, cpu_features, cpu_model, quantization_target, u8s8_exact
 from ..errors import EdgertError, ExportError
 from ..session import SessionConfig
 from ..tasks import registry
@@ -142,7 +142,7 @@ def run(
     for i, recipe in enumerate(candidates, 1):
         path = root / f"candidate-{i}.onnx"
         if recipe.vnni and not u8s8_exact():
-            why = "not measurable here: onnxruntime's u8 x s8 products saturate on this CPU (x86 without VNNI or AMX)"
+            why = f"not measurable here: {U8S8_SATURATES}"
             rows.append({"recipe": recipe.name, "kind": recipe.kind, "error": why})
             echo(f"  [{i}/{len(candidates)}] {recipe.name}: skipped ({why})")
             continue

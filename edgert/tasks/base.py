@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..bundle import Bundle
-from ..device import cpu_model, u8s8_exact
+from ..device import U8S8_SATURATES, cpu_model, u8s8_exact
 from ..errors import InputError, TaskError
 from ..session import SessionConfig, create_session
 
@@ -35,8 +35,8 @@ def cpu_unfit(bundle: Bundle, variant: str) -> str | None:
     if u8s8_exact():
         return None
     return (
-        "its int8 products saturate in onnxruntime on an x86 CPU without VNNI or AMX (this one: "
-        f"{cpu_model()}); re-export it here, or with --target avx2, for a model exact on this CPU"
+        f"its int8 products are u8 x s8: {U8S8_SATURATES} ({cpu_model()}); re-export it here, or with "
+        "--target avx2, for a model exact on this CPU"
     )
 
 
