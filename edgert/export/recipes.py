@@ -116,12 +116,13 @@ PERTOKEN7 += tuple(
 )
 
 #: The candidates ``--quantize auto`` tries per target, cheapest to build first. On arm64 without dot-product
-#: instructions (Raspberry Pi 4) int8 compute has no fast kernel, so fp32 compute (accuracy level 1) is tried too.
+#: instructions (Raspberry Pi 4) int8 compute has no fast kernel, so fp32 compute (accuracy level 1) is tried too,
+#: beside per-token int8 (widening multiplies there), whose vectors the aarch64 lane holds to x86_64's.
 PRESETS: dict[str, tuple[Recipe, ...]] = {
     "avx2": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), PERTOKEN, STATIC),
     "avx512": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), PERTOKEN, STATIC),
     "avx512_vnni": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), PERTOKEN_VNNI, STATIC),
-    "arm64": (DYNAMIC, WEIGHTS8, _nbits(8, 1, True), _nbits(4, 1, True), STATIC),
+    "arm64": (DYNAMIC, WEIGHTS8, _nbits(8, 1, True), _nbits(4, 1, True), PERTOKEN, STATIC),
     "arm64_dotprod": (DYNAMIC, _nbits(8, 4, False), WEIGHTS8, _nbits(4, 4, True), PERTOKEN, STATIC),
 }
 #: The small set the test suite searches: one recipe that is not batch-invariant, two that are.
