@@ -63,6 +63,11 @@ class BudgetError(EdgertError):
     """A budget that does not parse; the message points at the bad token."""
 
 
+class DataError(EdgertError):
+    """An evaluation set with nothing usable in it, or in a format edgert does not read; the message says which
+    file, and for a file, why."""
+
+
 class RecordError(EdgertError, ValueError):
     """A result file (bench, and what builds on it) that is not what its format says: one line naming where."""
 

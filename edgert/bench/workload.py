@@ -83,16 +83,16 @@ def open_target(
 ) -> Target:
     import time
 
-    import edgert
-    from edgert.bundle import Bundle
-    from edgert.tasks import registry
+    from ..api import load
+    from ..bundle import Bundle
+    from ..tasks import registry
 
     config = SessionConfig(intra_op_threads=threads)
     t = time.perf_counter_ns()
     source = path if path.suffix == ".onnx" else Bundle.open(path)  # the manifest, read once
     # a bundle whose task has no pipeline is measured as a raw session
     task = None if isinstance(source, Path) or source.task in registry.names() else "raw"
-    model = edgert.load(source, variant=variant, config=config, task=task)
+    model = load(source, variant=variant, config=config, task=task)
     load_ms = (time.perf_counter_ns() - t) / 1e6
     if values and not isinstance(model, RawModel):
         raise EdgertError("--value sets inputs of a raw ONNX model; this bundle's task builds its own inputs")

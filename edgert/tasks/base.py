@@ -62,6 +62,8 @@ class Task:
     bench_call: ClassVar[str | None] = None
     #: serves any bundle, whatever its task (the raw session)
     accepts_any_bundle: ClassVar[bool] = False
+    #: the kinds of evaluation set ``edgert eval`` scores it on: "retrieval", "similarity", "classification"
+    eval_kinds: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True

@@ -88,6 +88,7 @@ class TextClassifier(Classifier):
     import_options = frozenset({"labels", "output", "output_kind", "tokenizer", "max_length"})
     labelled = True
     bench_call = "scores"
+    eval_kinds = ("classification",)
 
     def __init__(
         self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True

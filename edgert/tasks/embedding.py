@@ -24,6 +24,7 @@ class TextEmbedder(Task):
     import_task = "sentence-embedding"
     import_options = frozenset({"output", "tokenizer", "pooling", "normalize", "max_length"})
     bench_call = "embed"
+    eval_kinds = ("retrieval", "similarity")
 
     def __init__(
         self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True

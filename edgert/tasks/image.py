@@ -341,6 +341,7 @@ class ImageClassifier(ImageInput, Classifier):
     import_options = frozenset({"labels", "output", "output_kind", *IMAGE_OPTIONS})
     labelled = True
     bench_call = "scores"
+    eval_kinds = ("classification",)
 
     def __init__(
         self, bundle: Bundle, *, variant: str | None = None, config: SessionConfig | None = None, verify: bool = True

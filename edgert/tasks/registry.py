@@ -62,3 +62,8 @@ def importable() -> tuple[str, ...]:
 def with_input(kind: str) -> tuple[str, ...]:
     """The tasks whose pipelines take ``kind`` (text, image, audio or tensors)."""
     return tuple(name for name, cls in pipelines().items() if cls.input_kind == kind)
+
+
+def eval_kinds(task: str) -> tuple[str, ...]:
+    """The kinds of evaluation set a task's pipeline is scored on (empty: edgert eval does not score it)."""
+    return pipeline(task).eval_kinds

@@ -1,0 +1,41 @@
+"""What ``edgert eval`` takes, declared once (the CLI builds its flags from these fields). Standard library only."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..options import check, option
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    data: Path = option(
+        help="a BEIR folder (retrieval), or a .csv/.tsv/.jsonl of labelled items or of scored sentence pairs",
+        metavar="PATH", parse=Path,
+    )  # fmt: skip
+    variants: tuple[str, ...] = option(
+        (), help="model variants to evaluate in each bundle, e.g. fp32,int8", parse=_names, shown="every one"
+    )
+    k: int = option(10, help="cut-off of the retrieval metrics (nDCG@k, recall@k, MRR@k)")
+    split: str = option("test", help="the BEIR qrels split (qrels/SPLIT.tsv)")
+    text_column: str = option("text", help="the column of the items (texts, or image paths relative to the file)")
+    label_column: str = option("label", help="the column of the gold labels")
+    slice_column: str | None = option(None, help="a column to report the headline metric per value of")
+    batch_size: int = option(32, help="items per model call")
+    draws: int = option(1000, help="bootstrap resamples per interval")
+    level: float = option(0.95, help="the intervals' coverage")
+    seed: int = option(0, help="the bootstrap's random seed")
+    cost: bool = option(True, help="measure each variant's p50, energy and peak RSS with bench's quick settings")
+
+    def __post_init__(self) -> None:
+        check(1 <= self.k <= 1000, "k", f"must be between 1 and 1000, got {self.k}")
+        check(1 <= self.batch_size <= 4096, "batch_size", f"must be between 1 and 4096, got {self.batch_size}")
+        check(100 <= self.draws <= 100_000, "draws", f"must be between 100 and 100000, got {self.draws}")
+        check(math.isfinite(self.level) and 0.5 <= self.level < 1, "level", f"must be in [0.5, 1), got {self.level}")
+        check(self.split and "/" not in self.split and self.split not in (".", ".."), "split", "must be a file name")

@@ -1,0 +1,153 @@
+"""``edgert.evaluate``: each variant of each bundle on one evaluation set, its metrics with intervals and its cost
+on this device measured by bench, the Pareto front, and the budget's decision."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import TaskError
+from . import data as datasets
+from . import decide, score
+from .options import EvalOptions
+from .records import Cost, Dataset, EvalResult, Evaluated
+
+#: the set kind each reader gives, as the task registry names what a pipeline is scored on
+KINDS = {"retrieval": "retrieval", "pairs": "similarity", "labelled": "classification"}
+#: the metric the front and the report lead with
+HEADLINE = {"retrieval": "ndcg@{k}", "similarity": "spearman", "classification": "accuracy"}
+#: texts bench times per variant: the set's own, so cost is measured on the lengths being judged
+COST_TEXTS = 256
+
+
+def _read(path: Path, options: EvalOptions, image: bool) -> tuple[str, Any]:
+    reader = datasets.looks_like(path)
+    if reader == "retrieval":
+        return "retrieval", datasets.read_retrieval(path, options.split)
+    if reader == "pairs":
+        return "similarity", datasets.read_pairs(path)
+    column = options.text_column if not image or options.text_column != "text" else "image"
+    return "classification", datasets.read_labelled(path, column, options.label_column, options.slice_column)
+
+
+def _sha256(files: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        inner = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                inner.update(block)
+        h.update(f"{f.name} {inner.hexdigest()}\n".encode())
+    return h.hexdigest()
+
+
+def _texts(kind: str, data: Any) -> list[str]:
+    if kind == "retrieval":
+        return [*data.queries.values(), *data.corpus.values()]
+    if kind == "similarity":
+        return [*data.first, *data.second]
+    return list(data.items)
+
+
+def _cost(bundle: Path, variant: str, texts: list[str], echo: score.Echo) -> Cost:
+    """bench's quick run on this variant (its default thread setting, batch 1). Text bundles are timed on the set's
+    own texts, so that cost is measured on the lengths being judged; image bundles on bench's own input."""
+    from ..bench import runner
+    from ..bench.config import QUICK, BenchConfig
+
+    lines = [t for t in (" ".join(t.split()) for t in texts[:COST_TEXTS]) if t]
+    echo(
+        f"  {bundle.name}:{variant}: cost, edgert bench --quick"
+        + (f" on {len(lines)} of the set's texts" if lines else "")
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+        f.flush()
+        given = {"input_file": Path(f.name)} if lines else {}
+        config = BenchConfig(target=bundle, variant=variant, batch_sizes=(1,), **given, **QUICK)  # type: ignore[arg-type]
+        result = runner.run(config)
+    s = result.summary()
+    meter = result.energy.meter if result.energy is not None else None
+    return Cost(p50=s.p50, p95=s.p95, rss=s.rss, energy=s.energy, throughput=s.throughput, energy_meter=meter)
+
+
+def evaluate(
+    bundles: Sequence[str | Path],
+    options: EvalOptions,
+    *,
+    budget: str | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> EvalResult:
+    """Evaluates every variant (``options.variants``, else all) of every bundle on ``options.data``."""
+    from ..api import load
+    from ..bundle import Bundle
+    from ..device import describe, versions
+    from ..tasks import registry
+
+    say = echo or (lambda _: None)
+    if not bundles:
+        raise TaskError("no bundle to evaluate")
+    opened = [Bundle.open(b) for b in bundles]
+    image = any(registry.pipeline(b.task).input_kind == "image" for b in opened)
+    kind, data = _read(Path(options.data), options, image)
+    for b in opened:
+        if kind not in registry.eval_kinds(b.task):
+            can = registry.eval_kinds(b.task)
+            raise TaskError(
+                f"{b.path}: a {b.task} bundle is not scored on a {kind} set"
+                + (f" (it is on {', '.join(can)})" if can else " (edgert eval does not score this task yet)")
+            )
+    files = tuple(Path(f) for f in data.files)
+    size = f"{len(data.corpus):,} documents, " if kind == "retrieval" else ""
+    skipped = f"; {data.problems.total} rows skipped" if data.problems.total else ""
+    say(f"eval: {kind} set {Path(options.data).name}: {size}{score_items(kind, data):,} items{skipped}")
+    kw: dict[str, Any] = {"draws": options.draws, "level": options.level, "seed": options.seed}
+    folder = Path(options.data).parent if image else None
+    results = []
+    for b in opened:
+        for variant in options.variants or tuple(b.models):
+            if variant not in b.models:
+                raise TaskError(f"{b.path}: has no model variant {variant!r} (has {', '.join(b.models)})")
+            say(f"  {b.path.name}:{variant}: scoring")
+            model: Any = load(b.path, variant=variant)
+            if kind == "retrieval":
+                found = score.retrieval(model, data, options.k, options.batch_size, kw, say)
+            elif kind == "similarity":
+                found = score.similarity(model, data, options.batch_size, kw, say)
+            else:
+                found = score.classification(model, data, folder, options.batch_size, kw, say, data.problems)
+            entry = b.files[b.models[variant]]
+            evaluated = Evaluated(bundle=str(b.path), variant=variant, model_sha256=entry.sha256, **found)
+            if options.cost:
+                evaluated = replace(evaluated, cost=_cost(b.path, variant, [] if image else _texts(kind, data), say))
+            results.append(evaluated)
+    headline = HEADLINE[kind].format(k=options.k)
+    problems = data.problems
+    dataset = Dataset(
+        name=data.name, kind=kind, path=str(options.data), sha256=_sha256(files), items=score_items(kind, data),
+        skipped=problems.total, problems=tuple(str(p) for p in problems.shown),
+    )  # fmt: skip
+    return EvalResult(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        machine=describe(),
+        software=versions(("edgert", "onnxruntime", "numpy", "tokenizers")),
+        dataset=dataset,
+        results=tuple(results),
+        headline=headline,
+        front=decide.front(results, headline),
+        decision=decide.decide(budget, results) if budget else None,
+        seed=options.seed,
+        draws=options.draws,
+        level=options.level,
+    )
+
+
+def score_items(kind: str, data: Any) -> int:
+    if kind == "retrieval":
+        return len(data.qrels)
+    return len(data.scores) if kind == "similarity" else len(data.items)
