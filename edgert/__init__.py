@@ -4,6 +4,7 @@ from ._version import __version__
 from .api import load
 from .bundle import Bundle
 from .errors import EdgertError
+from .eval import evaluate
 from .kernels import IMPLEMENTATION as KERNELS
 from .session import SessionConfig
 from .tasks import AudioStream, ImageClassifier, Prediction, RawModel, Task, TextClassifier, TextEmbedder
@@ -12,6 +13,7 @@ from .tasks.image_map import ImageMap
 __all__ = [
     "__version__",
     "load",
+    "evaluate",
     "Bundle",
     "SessionConfig",
     "TextEmbedder",

@@ -299,6 +299,12 @@ def cmd_bench(args: Namespace) -> int:
     return run_bench(args, resolve_bundle)
 
 
+def cmd_eval(args: Namespace) -> int:
+    from .eval import run_eval
+
+    return run_eval(args, resolve_bundle)
+
+
 def cmd_check(args: Namespace) -> int:
     from .check import run_check
 

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 from .._version import __version__
 from ..bench.config import BenchConfig
 from ..errors import EdgertError, OptionError
+from ..eval.options import EvalOptions
 from ..export.options import ExportOptions
 from ..import_options import ImportOptions
 from .options import add_options, flag_for
@@ -53,6 +54,7 @@ EXAMPLES = {
     "detect": "edgert detect ./vad-bundle meeting.wav --threshold 0.6",
     "bench": 'edgert bench --budget "p95<=20ms,rss<=200MB" --json run.json',
     "compare": "edgert compare baseline.json run.json --fail-on 5%",
+    "eval": 'edgert eval ./minilm-bundle --data ./my-beir-set --budget "ndcg@10>=0.80,p95<=20ms" --json eval.json',
     "device": "edgert device",
 }
 
@@ -203,6 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help="compare runs of different models, inputs or settings (says what differs)"
     )
+
+    p = _command(
+        sub, "eval", help="score bundles on your own data beside their cost here; pick the cheapest that meets a budget"
+    )
+    p.add_argument("bundles", nargs="+", metavar="BUNDLE", help="bundle directories or catalog names")
+    add_options(p, EvalOptions)
+    p.add_argument(
+        "--budget",
+        default=None,
+        help="quality floors on the interval's lower bound and bench's cost limits, e.g. \"ndcg@10>=0.80,p95<=20ms\"",
+    )
+    p.add_argument("--json", default=None, metavar="PATH", help="write the full result as JSON")
 
     _command(sub, "device", help="describe this device: CPU, ISA features, board, energy meters, kernels")
     return parser
