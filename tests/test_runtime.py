@@ -59,6 +59,25 @@ def test_order_is_restored_after_length_bucketing(fp32):
     np.testing.assert_allclose(together, alone, atol=2e-5)
 
 
+def test_a_token_cap_bounds_every_batch_and_keeps_the_vectors(fp32, st_model):
+    """max_tokens: every model call holds at most max_tokens padded tokens (a longer text alone), every text is in
+    exactly one call, and the vectors are sentence-transformers' whatever the cap."""
+    corpus = [t for t in CORPUS if len(t) < 200] if EMULATED else CORPUS
+    encodings = fp32.encoder.encode(corpus)
+    longest = max(len(e) for e in encodings)
+    for cap in (1, 64, 200, longest * 3):
+        seen = []
+        for idx, feeds in fp32.encoder.batches(encodings, 32, max_tokens=cap):
+            rows, width = feeds["input_ids"].shape
+            assert rows == 1 or rows * width <= cap, (cap, rows, width)
+            seen += list(np.arange(len(corpus))[idx])
+        assert sorted(seen) == list(range(len(corpus)))
+        got = fp32.embed(corpus, max_tokens=cap)
+        assert _cos(got, st_model.encode(corpus, convert_to_numpy=True)).min() >= 0.9999
+    with pytest.raises(edgert.EdgertError, match="max_tokens must be a whole number >= 1"):
+        fp32.embed(["a"], max_tokens=0)
+
+
 def test_truncates_at_the_model_max_length(fp32):
     long = "word " * 1000
     enc = fp32.encoder.encode([long])[0]

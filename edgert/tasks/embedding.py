@@ -44,18 +44,22 @@ class TextEmbedder(Task):
         if declared is not None and declared != self.dim:
             raise BundleError(f"{where}: dim is {declared}, but the model's {self.output} gives {self.dim} values")
 
-    def embed(self, texts: Sequence[str] | str, *, batch_size: int = 32) -> np.ndarray:
+    def embed(self, texts: Sequence[str] | str, *, batch_size: int = 32, max_tokens: int | None = None) -> np.ndarray:
+        """Vectors of TEXTS, in order. ``max_tokens`` caps the padded tokens of one model call (texts x longest):
+        onnxruntime keeps the buffers of the largest call it has run, so the cap bounds memory on long texts."""
         texts = check_texts(texts)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         if texts:
-            self._run(texts, batch_size=batch_size, out=out)
+            self._run(texts, batch_size=batch_size, out=out, max_tokens=max_tokens)
         return out
 
     __call__ = embed
 
-    def _run(self, texts: list[str], *, batch_size: int = 32, out: np.ndarray | None = None) -> np.ndarray:
+    def _run(
+        self, texts: list[str], *, batch_size: int = 32, out: np.ndarray | None = None, max_tokens: int | None = None
+    ) -> np.ndarray:
         encodings = self.encoder.encode(texts)
-        for idx, feeds in self.encoder.batches(encodings, batch_size):
+        for idx, feeds in self.encoder.batches(encodings, batch_size, max_tokens):
             (hidden,) = self.run_session([self.output], feeds, TOKENS_HINT)
             if self.pooling == "mean":
                 pooled = kernels.mean_pool(hidden, feeds["attention_mask"])

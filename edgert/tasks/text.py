@@ -141,21 +141,34 @@ class TextEncoder:
             window *= 2
 
     def batches(
-        self, encodings: list[Encoding], batch_size: int
+        self, encodings: list[Encoding], batch_size: int, max_tokens: int | None = None
     ) -> Iterator[tuple[np.ndarray | slice, dict[str, np.ndarray]]]:
         """Yields (original indices, feeds) for batches of similar length: sorting by length keeps padding small.
 
         Texts that fit in one batch are padded to their longest whatever their order, so they skip the sort.
+        ``max_tokens`` caps a batch's padded size (texts x longest), and with it the activation memory of one
+        call: long texts go in smaller batches, a text longer than the cap alone.
         """
         batch_size = positive(batch_size)
-        if len(encodings) <= batch_size:
+        if max_tokens is not None:
+            positive(max_tokens, "max_tokens")
+        lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
+        longest = int(lengths.max()) if len(lengths) else 0
+        if len(encodings) <= batch_size and (max_tokens is None or len(encodings) * longest <= max_tokens):
             yield slice(None), self._feeds(encodings)
             return
-        lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        start = 0
+        while start < len(order):
+            end = min(start + batch_size, len(order))
+            if max_tokens is not None:  # ascending lengths: the batch's longest is its last
+                fits = max(1, max_tokens // max(1, int(lengths[order[start]])))
+                end = min(end, start + fits)
+                while end - start > 1 and (end - start) * int(lengths[order[end - 1]]) > max_tokens:
+                    end -= 1
+            idx = order[start:end]
             yield idx, self._feeds([encodings[i] for i in idx])
+            start = end
 
     def _feeds(self, chosen: list[Encoding]) -> dict[str, np.ndarray]:
         ids, mask, types = kernels.pack(
