@@ -152,7 +152,10 @@ def test_classification_equals_scikit_learn_on_the_pipelines_own_predictions(cla
     np.testing.assert_array_equal(r.confusion, sk.confusion_matrix(gold, predicted, labels=range(3)))
     assert [c.support for c in r.classes] == np.bincount(gold, minlength=3).tolist()
     assert {s.key for s in r.slices if s.by == "column"} == {"cats", "rain", "stocks", "trains"}
-    assert any("label 'sarcastic' is not one the model has" in p for p in result.dataset.problems)
+    assert (
+        "items.jsonl: label 'sarcastic' (1 item) is not one the model has (negative, neutral, positive)"
+        in result.dataset.problems
+    )
 
 
 def _evaluated(label: str, ndcg: tuple[float, float, float], p50: float | None) -> Evaluated:
@@ -215,3 +218,34 @@ def test_a_task_the_set_does_not_fit_is_refused_naming_both(classifier_bundle, s
 
     with pytest.raises(TaskError, match="a text-classification bundle is not scored on a retrieval set"):
         evaluate([classifier_bundle], EvalOptions(data=small_set, cost=False))
+
+
+def test_an_image_folder_tree_is_scored_like_scikit_learn_and_a_bad_file_costs_only_itself(vit_bundle, tmp_path):
+    """One folder per label (ImageFolder); an undecodable .png and a README are skipped and counted, the rest
+    scored. The oracle is scikit-learn on the pipeline's own predictions for the same files."""
+    sk = pytest.importorskip("sklearn.metrics", reason="the oracle is scikit-learn (the dev extra)")
+    Image = pytest.importorskip("PIL.Image")
+    import edgert
+
+    model = edgert.load(vit_bundle, variant="fp32")
+    rng = np.random.default_rng(5)
+    files, gold = [], []
+    for c, label in enumerate(model.labels):
+        (tmp_path / "set" / label).mkdir(parents=True)
+        for i in range(6):
+            path = tmp_path / "set" / label / f"{i}.png"
+            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(path)
+            files.append(path)
+            gold.append(c)
+    (tmp_path / "set" / model.labels[0] / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "set" / model.labels[0] / "README.txt").write_text("notes")
+    result = evaluate([vit_bundle], EvalOptions(data=tmp_path / "set", variants=("fp32",), cost=False, batch_size=4))
+    (r,) = result.results
+    predicted = model.scores([str(f) for f in files]).argmax(1)
+    order = sorted(range(len(files)), key=lambda i: (gold[i], files[i].name))  # the reader's order
+    assert r.items == len(files) and r.unscored == 1
+    assert r.metric("accuracy").value == pytest.approx(sk.accuracy_score(gold, predicted))
+    np.testing.assert_array_equal(r.confusion, sk.confusion_matrix(np.array(gold)[order], predicted[order]))
+    assert result.dataset.skipped == 2
+    assert any("README.txt: in" in p for p in result.dataset.problems)
+    assert any("broken.png' could not be scored" in p for p in result.dataset.problems)

@@ -74,6 +74,8 @@ class Labelled:
     slices: list[str] | None
     problems: Problems
     files: tuple[Path, ...]
+    #: the table or the ImageFolder tree, as problems name it
+    source: Path
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,7 @@ def read_labelled(path: Path, item: str = "text", label: str = "label", slice_by
         slices.append(key or "")
     if not items:
         raise DataError(f"{path}: no row with {item!r} and {label!r} ({problems.total} rows skipped{_first(problems)})")
-    return Labelled(path.stem, items, labels, slices if slice_by else None, problems, (path,))
+    return Labelled(path.stem, items, labels, slices if slice_by else None, problems, (path,), path)
 
 
 def read_pairs(path: Path, first: str = "sentence1", second: str = "sentence2", score: str = "score") -> Pairs:
@@ -244,11 +246,35 @@ def read_pairs(path: Path, first: str = "sentence1", second: str = "sentence2", 
     return Pairs(path.stem, a, b, s, problems, (path,))
 
 
+#: what an ImageFolder tree's files may be (others, such as a README, are not items)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def read_image_folder(folder: Path) -> Labelled:
+    """An ImageFolder tree: one folder per class, named by its label, holding that class's images. Files with
+    other suffixes are skipped and counted; whether an image decodes is found when it is scored."""
+    problems = Problems()
+    items, labels = [], []
+    classes = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    for d in classes:
+        for f in sorted(d.iterdir()):
+            if f.name.startswith("."):
+                continue
+            if f.suffix.lower() not in IMAGE_SUFFIXES or not f.is_file():
+                problems.add(f, 0, f"in {d.name}/: not an image file by its name")
+                continue
+            items.append(str(f.relative_to(folder)))
+            labels.append(d.name)
+    if not items:
+        raise DataError(f"{folder}: no images in class folders (an ImageFolder tree has one folder per label)")
+    return Labelled(folder.name, items, labels, None, problems, tuple(folder / i for i in items), folder)
+
+
 def looks_like(path: Path) -> str:
-    """Which reader fits PATH: "retrieval" (a BEIR folder), "pairs" (a header with sentence1 and sentence2) or
-    "labelled"."""
+    """Which reader fits PATH: "retrieval" (a BEIR folder), "images" (an ImageFolder tree), "pairs" (a table whose
+    header has sentence1 and sentence2) or "labelled"."""
     if path.is_dir():
-        return "retrieval"
+        return "retrieval" if (path / "corpus.jsonl").exists() else "images"
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     problems = Problems()

@@ -75,7 +75,7 @@ def front(results: Sequence[Evaluated], headline: str) -> tuple[str, ...]:
 
 def decide(spec: str, results: Sequence[Evaluated]) -> Decision:
     """Every limit against every variant; the chosen one is the lowest p50 among those passing all (the smallest
-    peak RSS when p50 was not measured)."""
+    peak RSS when p50 was not measured; the first given when neither was)."""
     from ..bench import budget
     from ..bench.records import Summary
 

@@ -31,6 +31,8 @@ def _read(path: Path, options: EvalOptions, image: bool) -> tuple[str, Any]:
         return "retrieval", datasets.read_retrieval(path, options.split)
     if reader == "pairs":
         return "similarity", datasets.read_pairs(path)
+    if reader == "images":
+        return "classification", datasets.read_image_folder(path)
     column = options.text_column if not image or options.text_column != "text" else "image"
     return "classification", datasets.read_labelled(path, column, options.label_column, options.slice_column)
 
@@ -93,8 +95,13 @@ def evaluate(
     if not bundles:
         raise TaskError("no bundle to evaluate")
     opened = [Bundle.open(b) for b in bundles]
+    names = [b.path.name for b in opened]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # results are named by folder and variant
+        raise TaskError(f"two bundles are both named {twice[0]!r}: evaluate bundles in folders of different names")
     image = any(registry.pipeline(b.task).input_kind == "image" for b in opened)
-    kind, data = _read(Path(options.data), options, image)
+    data_path = Path(options.data)
+    kind, data = _read(data_path, options, image)
     for b in opened:
         if kind not in registry.eval_kinds(b.task):
             can = registry.eval_kinds(b.task)
@@ -107,7 +114,8 @@ def evaluate(
     skipped = f"; {data.problems.total} rows skipped" if data.problems.total else ""
     say(f"eval: {kind} set {Path(options.data).name}: {size}{score_items(kind, data):,} items{skipped}")
     kw: dict[str, Any] = {"draws": options.draws, "level": options.level, "seed": options.seed}
-    folder = Path(options.data).parent if image else None
+    batch = (options.batch_size, options.max_tokens)
+    folder = (data_path if data_path.is_dir() else data_path.parent) if image else None
     results = []
     for b in opened:
         for variant in options.variants or tuple(b.models):
@@ -116,9 +124,9 @@ def evaluate(
             say(f"  {b.path.name}:{variant}: scoring")
             model: Any = load(b.path, variant=variant)
             if kind == "retrieval":
-                found = score.retrieval(model, data, options.k, options.batch_size, kw, say)
+                found = score.retrieval(model, data, options.k, batch, kw, say)
             elif kind == "similarity":
-                found = score.similarity(model, data, options.batch_size, kw, say)
+                found = score.similarity(model, data, batch, kw, say)
             else:
                 found = score.classification(model, data, folder, options.batch_size, kw, say, data.problems)
             entry = b.files[b.models[variant]]

@@ -47,20 +47,23 @@ def slices(by: str, keys: Sequence[str], per_item: np.ndarray, metric: str, kw: 
     return out
 
 
-def embed_all(model: Any, texts: list[str], what: str, batch_size: int, echo: Echo) -> np.ndarray:
+def embed_all(model: Any, texts: list[str], what: str, batch: tuple[int, int], echo: Echo) -> np.ndarray:
+    """Vectors of TEXTS in chunks, with progress; BATCH is (batch_size, max_tokens)."""
     parts = []
     for start in range(0, len(texts), CHUNK):
-        parts.append(model.embed(texts[start : start + CHUNK], batch_size=batch_size))
+        parts.append(model.embed(texts[start : start + CHUNK], batch_size=batch[0], max_tokens=batch[1]))
         if len(texts) > CHUNK:
             echo(f"    {what} {min(start + CHUNK, len(texts)):,}/{len(texts):,}")
     return np.concatenate(parts) if parts else np.empty((0, 0), np.float32)
 
 
-def retrieval(model: Any, data: Retrieval, k: int, batch_size: int, kw: dict[str, Any], echo: Echo) -> dict[str, Any]:
+def retrieval(
+    model: Any, data: Retrieval, k: int, batch: tuple[int, int], kw: dict[str, Any], echo: Echo
+) -> dict[str, Any]:
     doc_ids = list(data.corpus)
     query_ids = list(data.queries)
-    docs = embed_all(model, [data.corpus[d] for d in doc_ids], "documents", batch_size, echo)
-    queries = embed_all(model, [data.queries[q] for q in query_ids], "queries", batch_size, echo)
+    docs = embed_all(model, [data.corpus[d] for d in doc_ids], "documents", batch, echo)
+    queries = embed_all(model, [data.queries[q] for q in query_ids], "queries", batch, echo)
     index, _ = top_k(queries, docs, k)
     ranked = {q: [doc_ids[i] for i in row] for q, row in zip(query_ids, index)}
     per_query = metrics.retrieval_per_query(ranked, data.qrels, k)
@@ -75,9 +78,9 @@ def retrieval(model: Any, data: Retrieval, k: int, batch_size: int, kw: dict[str
     }
 
 
-def similarity(model: Any, data: Pairs, batch_size: int, kw: dict[str, Any], echo: Echo) -> dict[str, Any]:
-    a = unit(embed_all(model, data.first, "first sentences", batch_size, echo))
-    b = unit(embed_all(model, data.second, "second sentences", batch_size, echo))
+def similarity(model: Any, data: Pairs, batch: tuple[int, int], kw: dict[str, Any], echo: Echo) -> dict[str, Any]:
+    a = unit(embed_all(model, data.first, "first sentences", batch, echo))
+    b = unit(embed_all(model, data.second, "second sentences", batch, echo))
     cosine: np.ndarray = np.einsum("ij,ij->i", a, b).astype(np.float64)
     gold = np.asarray(data.scores, dtype=np.float64)
     boot = {key: kw[key] for key in ("draws", "level", "seed")}
@@ -121,19 +124,21 @@ def classification(
     labels = list(model.labels)
     known = {label: i for i, label in enumerate(labels)}
     unknown = sorted({g for g in data.labels if g not in known})
-    for g in unknown[:5]:
-        problems.add(Path(data.files[0]), 0, f"label {g!r} is not one the model has ({', '.join(labels[:8])}...)")
+    has = ", ".join(labels[:8]) + (", ..." if len(labels) > 8 else "")
+    for g in unknown:
+        n = data.labels.count(g)
+        problems.add(data.source, 0, f"label {g!r} ({n} item{'s' * (n > 1)}) is not one the model has ({has})")
     keep = [i for i, g in enumerate(data.labels) if g in known]
     items: list[Any] = [data.items[i] for i in keep]
     if folder is not None:  # image paths are relative to the data file
         items = [str(p if Path(p).is_absolute() else folder / p) for p in items]
     probs, bad = _probabilities(model, items, batch_size, echo)
     for j in bad[:5]:
-        problems.add(Path(data.files[0]), 0, f"item {data.items[keep[j]]!r} could not be scored")
+        problems.add(data.source, 0, f"item {data.items[keep[j]]!r} could not be scored")
     bad_set = set(bad)
     keep = [i for j, i in enumerate(keep) if j not in bad_set]
     if not keep:
-        raise EdgertError(f"{data.files[0]}: no item could be scored (labels the model has: {', '.join(labels)})")
+        raise EdgertError(f"{data.source}: no item could be scored (labels the model has: {', '.join(labels)})")
     gold = np.array([known[data.labels[i]] for i in keep])
     predicted = probs.argmax(1)
     correct = (predicted == gold).astype(np.float64)
