@@ -108,3 +108,24 @@ def test_budget_check_passes_and_fails(tmp_path, minilm_bundle):
     assert [b["status"] for b in result["budget"]] == ["passed", "passed"]
     tight = _run(["bash", script, minilm_bundle], cwd=tmp_path, env={"EDGERT_BUDGET": "p95<=1us"})
     assert tight.returncode == 1 and "budget violated: p95<=1us" in tight.stderr
+
+
+def test_eval_two_bundles_ships_what_the_library_chooses(tmp_path, minilm_bundle):
+    import shutil
+
+    from edgert.eval import EvalOptions, evaluate
+
+    from . import evalsets
+
+    pairs = evalsets.write_pairs(tmp_path / "pairs.csv")
+    new = shutil.copytree(minilm_bundle, tmp_path / "minilm-new")
+    proc = _run([sys.executable, EXAMPLES / "eval_two_bundles.py", minilm_bundle, new, pairs, "--floor", "0.3",
+                 "--variant", "fp32", "--no-cost"])  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = evaluate([minilm_bundle], EvalOptions(data=pairs, variants=("fp32",), cost=False))
+    m = result.results[0].metric("spearman")
+    assert f"spearman {m.value:.3f} [{m.low:.3f}, {m.high:.3f}]" in proc.stdout
+    assert proc.stdout.strip().endswith(f"ship: {minilm_bundle.name}:fp32")  # both pass, cost unknown: the first
+    proc = _run([sys.executable, EXAMPLES / "eval_two_bundles.py", minilm_bundle, new, pairs, "--floor", "0.99",
+                 "--variant", "fp32", "--no-cost"])  # fmt: skip
+    assert proc.returncode == 1 and "neither reaches spearman >= 0.99" in proc.stdout
