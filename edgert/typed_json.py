@@ -137,6 +137,30 @@ def load(cls: type[T], data: object, what: str) -> T:
         raise RecordError(f"{what}: {'; '.join(problems[:SHOWN])}{more}") from None
 
 
+def load_versioned(
+    cls: type[T],
+    data: object,
+    what: str,
+    schema: str,
+    older: dict[str, Callable[[dict[str, Any]], dict[str, Any]]],
+    kind: str,
+) -> T:
+    """DATA as CLS whichever format version wrote it: SCHEMA itself, or one of OLDER's, brought to SCHEMA's
+    layout by its function first. KIND names the result in messages ("bench", "eval")."""
+    if not isinstance(data, dict):
+        raise RecordError(f"{what}: not an edgert {kind} result (a JSON {type(data).__name__})")
+    version = data.get("schema")
+    if version in older:
+        try:
+            data = older[version](data)
+        except (AttributeError, KeyError, TypeError, IndexError) as exc:
+            raise RecordError(f"{what}: not a readable {version} result ({type(exc).__name__}: {exc})") from None
+    elif version != schema:
+        known = ", ".join(repr(s) for s in (schema, *older))
+        raise RecordError(f"{what}: not an edgert {kind} result (schema {version!r}; this version reads {known})")
+    return load(cls, data, what)
+
+
 def _problems(exc: BaseException) -> list[str]:
     """'$.a.b: why' for each problem cattrs found, with the reason a hook or a record's own check gave."""
     if not isinstance(exc, cattrs.BaseValidationError):

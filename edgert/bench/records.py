@@ -338,18 +338,7 @@ class BenchResult:
         """DATA as a result, whichever format version wrote it; RecordError says what is wrong and where."""
         from .. import typed_json
 
-        if not isinstance(data, dict):
-            raise RecordError(f"{what}: not an edgert bench result (a JSON {type(data).__name__})")
-        schema = data.get("schema")
-        if schema in OLDER:
-            try:
-                data = OLDER[schema](data)
-            except (AttributeError, KeyError, TypeError, IndexError) as exc:
-                raise RecordError(f"{what}: not a readable {schema} result ({type(exc).__name__}: {exc})") from None
-        elif schema != SCHEMA:
-            known = ", ".join(repr(s) for s in (SCHEMA, *OLDER))
-            raise RecordError(f"{what}: not an edgert bench result (schema {schema!r}; this version reads {known})")
-        return typed_json.load(cls, data, what)
+        return typed_json.load_versioned(cls, data, what, SCHEMA, OLDER, "bench")
 
 
 def save(result: BenchResult, path: str | os.PathLike[str]) -> Path:
