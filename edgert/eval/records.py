@@ -150,15 +150,7 @@ class EvalResult:
         """DATA as a result, whichever format version wrote it; RecordError says what is wrong and where."""
         from .. import typed_json
 
-        if not isinstance(data, dict):
-            raise RecordError(f"{what}: not an edgert eval result (a JSON {type(data).__name__})")
-        schema = data.get("schema")
-        if schema in OLDER:
-            data = OLDER[schema](data)
-        elif schema != SCHEMA:
-            known = ", ".join(repr(s) for s in (SCHEMA, *OLDER))
-            raise RecordError(f"{what}: not an edgert eval result (schema {schema!r}; this version reads {known})")
-        return typed_json.load(cls, data, what)
+        return typed_json.load_versioned(cls, data, what, SCHEMA, OLDER, "eval")
 
     def save(self, path: Path) -> None:
         body = json.dumps(self.to_json(), indent=1, allow_nan=False) + "\n"
