@@ -29,7 +29,7 @@ class EvalOptions:
     slice_column: str | None = option(None, help="a column to report the headline metric per value of")
     batch_size: int = option(32, help="items per model call")
     max_tokens: int = option(
-        1024, help="padded tokens per model call at most (texts x longest): long texts go in smaller batches, which "
+        512, help="padded tokens per model call at most (texts x longest): long texts go in smaller batches, which "
         "bounds memory (10,000 long documents: benchmarks/eval_memory.py)",
     )  # fmt: skip
     draws: int = option(1000, help="bootstrap resamples per interval")

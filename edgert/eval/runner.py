@@ -116,11 +116,13 @@ def evaluate(
     kw: dict[str, Any] = {"draws": options.draws, "level": options.level, "seed": options.seed}
     batch = (options.batch_size, options.max_tokens)
     folder = (data_path if data_path.is_dir() else data_path.parent) if image else None
+    for b in opened:  # every variant asked for exists, before any work
+        missing = [v for v in options.variants if v not in b.models]
+        if missing:
+            raise TaskError(f"{b.path}: has no model variant {missing[0]!r} (has {', '.join(b.models)})")
     results = []
     for b in opened:
         for variant in options.variants or tuple(b.models):
-            if variant not in b.models:
-                raise TaskError(f"{b.path}: has no model variant {variant!r} (has {', '.join(b.models)})")
             say(f"  {b.path.name}:{variant}: scoring")
             model: Any = load(b.path, variant=variant)
             if kind == "retrieval":
@@ -129,6 +131,7 @@ def evaluate(
                 found = score.similarity(model, data, batch, kw, say)
             else:
                 found = score.classification(model, data, folder, options.batch_size, kw, say, data.problems)
+            del model  # one model, and its run-time buffers, in memory at a time
             entry = b.files[b.models[variant]]
             evaluated = Evaluated(bundle=str(b.path), variant=variant, model_sha256=entry.sha256, **found)
             if options.cost:
