@@ -12,31 +12,38 @@ import importlib
 import json
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 #: modules left out: GUI, joke and platform-specific ones, and those with side effects on import
 SKIP = {"this", "antigravity", "idlelib", "tkinter", "turtle", "turtledemo", "pydoc_data", "lib2to3", "ensurepip",
         "venv", "msilib", "winreg", "winsound", "_winapi", "nturl2path", "xxsubtype", "test"}  # fmt: skip
 
 
-def stdlib_docstrings() -> list[tuple[str, str, str]]:
-    """(module, first line, rest) for every top-level standard-library module with a usable docstring: at least
-    200 characters, a first line of 3+ words."""
-    out = []
+def stdlib_modules() -> Iterator[ModuleType]:
+    """Every public top-level standard-library module this platform imports, by name (SKIP left out)."""
     for name in sorted(sys.stdlib_module_names):
         if name.startswith("_") or name in SKIP:
             continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                module = importlib.import_module(name)
+                yield importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a module this platform lacks
             continue
+
+
+def stdlib_docstrings() -> list[tuple[str, str, str]]:
+    """(module, first line, rest) for every top-level standard-library module with a usable docstring: at least
+    200 characters, a first line of 3+ words."""
+    out = []
+    for module in stdlib_modules():
         doc = (module.__doc__ or "").strip()
         first, _, rest = doc.partition("\n")
         rest = " ".join(rest.split())
         if len(doc) >= 200 and len(first.split()) >= 3 and len(rest) >= 40:
-            out.append((name, first.strip(), rest))
+            out.append((module.__name__, first.strip(), rest))
     return out
 
 

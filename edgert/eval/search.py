@@ -1,12 +1,13 @@
-"""Exact nearest-neighbour search by cosine, in NumPy, in blocks: the score matrix never holds more than
-``BLOCK`` cells at once, so 10,000 documents by 10,000 queries cost a few tens of MB, not 400."""
+"""Exact nearest-neighbour search by cosine, in NumPy, in blocks: a score block never holds more than ``BLOCK``
+cells (4 MB of float32, 8 MB of partition indices), and only the best k per query are kept between blocks, so
+10,000 documents by 10,000 queries cost a few tens of MB, never the whole query x document matrix."""
 
 from __future__ import annotations
 
 import numpy as np
 
-#: cells of the queries x documents score block (float32): 4 M cells = 16 MB
-BLOCK = 4_000_000
+#: cells of one queries x documents score block
+BLOCK = 1_000_000
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:
@@ -33,8 +34,12 @@ def top_k(queries: np.ndarray, documents: np.ndarray, k: int) -> tuple[np.ndarra
         best_s = np.empty((len(block), 0), dtype=np.float32)
         for ds in range(0, len(d), doc_block):
             scores = block @ d[ds : ds + doc_block].T
-            cand_s = np.concatenate([best_s, scores], axis=1)
-            cand_i = np.concatenate([best_i, np.broadcast_to(np.arange(ds, ds + scores.shape[1]), scores.shape)], 1)
+            if scores.shape[1] > k:  # the block's own best k first: only those are merged
+                keep = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+                part_s, part_i = np.take_along_axis(scores, keep, 1), keep + ds
+            else:
+                part_s, part_i = scores, np.broadcast_to(np.arange(ds, ds + scores.shape[1]), scores.shape)
+            cand_s, cand_i = np.concatenate([best_s, part_s], 1), np.concatenate([best_i, part_i], 1)
             if cand_s.shape[1] > k:
                 keep = np.argpartition(-cand_s, k - 1, axis=1)[:, :k]
                 cand_s, cand_i = np.take_along_axis(cand_s, keep, 1), np.take_along_axis(cand_i, keep, 1)
