@@ -17,6 +17,7 @@ from edgert.eval.data import read_labelled, read_pairs, read_retrieval
 from edgert.eval.records import Cost, EvalResult, Evaluated, Metric
 
 from . import evalsets
+from .helpers import EMULATED
 
 #: modules in the small retrieval set the CLI tests run on (the full set has 98)
 SMALL = 40
@@ -249,3 +250,22 @@ def test_an_image_folder_tree_is_scored_like_scikit_learn_and_a_bad_file_costs_o
     assert result.dataset.skipped == 2
     assert any("README.txt: in" in p for p in result.dataset.problems)
     assert any("broken.png' could not be scored" in p for p in result.dataset.problems)
+
+
+@pytest.mark.skipif(EMULATED, reason="bench's timed runs take minutes under qemu and mean nothing there")
+def test_cost_comes_from_a_real_bench_run_and_the_report_says_how_energy_was_had(minilm_bundle, small_set, capsys):
+    """With cost on, each variant carries bench's quick figures; the report names the energy meter, and says
+    ESTIMATED when there is none."""
+    out = main(["eval", str(minilm_bundle), "--data", str(small_set), "--variants", "int8", "--draws", "200"])
+    assert out == 0
+    printed = capsys.readouterr().out
+    result = evaluate([minilm_bundle], EvalOptions(data=small_set, variants=("int8",), draws=200))
+    (r,) = result.results
+    c = r.cost
+    assert c is not None and c.p50 is not None and c.p95 is not None and 0 < c.p50 <= c.p95
+    assert c.rss is not None and c.rss > 0 and c.throughput is not None and c.throughput > 0
+    assert result.front == (r.label,)  # one variant: nothing beats it
+    if c.energy_meter == "estimate":
+        assert "energy per item: ESTIMATED from CPU time" in printed
+    else:
+        assert f"energy per item: measured ({c.energy_meter})" in printed

@@ -68,6 +68,12 @@ def print_report(result: EvalResult) -> None:
         for row in body:
             table.add_row(*row)
         console.print(table)
+    meters = sorted({r.cost.energy_meter for r in result.results if r.cost and r.cost.energy_meter})
+    if meters:
+        if meters == ["estimate"]:
+            console.print("energy per item: ESTIMATED from CPU time (no energy meter here; edgert device says why)")
+        else:
+            console.print(f"energy per item: measured ({', '.join(meters)})")
     if result.front:
         console.print(f"* on the Pareto front of {result.headline} against p50: no other variant is better at both")
     for p in d.problems[:5]:
