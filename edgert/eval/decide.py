@@ -59,6 +59,13 @@ def split(spec: str) -> tuple[list[Quality], list[Limit]]:
     return quality, cost
 
 
+def check_names(spec: str, names: Sequence[str]) -> None:
+    """BudgetError unless every quality limit of SPEC names one of NAMES."""
+    unknown = [q.text for q in split(spec)[0] if q.metric not in names]
+    if unknown:
+        raise BudgetError(f"budget: {', '.join(unknown)}: this set's metrics are {', '.join(names)}")
+
+
 def front(results: Sequence[Evaluated], headline: str) -> tuple[str, ...]:
     """Variants no other beats on both the headline metric (higher) and p50 (lower); () without cost figures."""
     points = []
@@ -79,11 +86,8 @@ def decide(spec: str, results: Sequence[Evaluated]) -> Decision:
     from ..bench import budget
     from ..bench.records import Summary
 
-    names = sorted({m.name for r in results for m in r.metrics})
+    check_names(spec, sorted({m.name for r in results for m in r.metrics}))
     quality, cost = split(spec)
-    unknown = [q.text for q in quality if q.metric not in names]
-    if unknown:
-        raise BudgetError(f"budget: {', '.join(unknown)}: this set's metrics are {', '.join(names)}")
     checks: list[Check] = []
     passing: list[Evaluated] = []
     for r in results:

@@ -21,6 +21,12 @@ from .records import Cost, Dataset, EvalResult, Evaluated
 KINDS = {"retrieval": "retrieval", "pairs": "similarity", "labelled": "classification"}
 #: the metric the front and the report lead with
 HEADLINE = {"retrieval": "ndcg@{k}", "similarity": "spearman", "classification": "accuracy"}
+#: every metric a set of each kind is scored on (what a budget may name)
+METRICS = {
+    "retrieval": ("ndcg@{k}", "recall@{k}", "mrr@{k}"),
+    "similarity": ("spearman", "pearson"),
+    "classification": ("accuracy", "macro_f1", "ece"),
+}
 #: texts bench times per variant: the set's own, so cost is measured on the lengths being judged
 COST_TEXTS = 256
 
@@ -102,6 +108,8 @@ def evaluate(
     image = any(registry.pipeline(b.task).input_kind == "image" for b in opened)
     data_path = Path(options.data)
     kind, data = _read(data_path, options, image)
+    if budget:  # a budget naming a metric this set has not is refused before any scoring
+        decide.check_names(budget, [m.format(k=options.k) for m in METRICS[kind]])
     for b in opened:
         if kind not in registry.eval_kinds(b.task):
             can = registry.eval_kinds(b.task)
