@@ -17,8 +17,6 @@ from . import decide, score
 from .options import EvalOptions
 from .records import Cost, Dataset, EvalResult, Evaluated
 
-#: the set kind each reader gives, as the task registry names what a pipeline is scored on
-KINDS = {"retrieval": "retrieval", "pairs": "similarity", "labelled": "classification"}
 #: the metric the front and the report lead with
 HEADLINE = {"retrieval": "ndcg@{k}", "similarity": "spearman", "classification": "accuracy"}
 #: every metric a set of each kind is scored on (what a budget may name)
@@ -68,7 +66,8 @@ def _cost(bundle: Path, variant: str, texts: list[str], echo: score.Echo) -> Cos
     from ..bench import runner
     from ..bench.config import QUICK, BenchConfig
 
-    lines = [t for t in (" ".join(t.split()) for t in texts[:COST_TEXTS]) if t]
+    spread = texts[:: max(1, len(texts) // COST_TEXTS)][:COST_TEXTS]  # queries and documents alike, say
+    lines = [t for t in (" ".join(t.split()) for t in spread) if t]
     echo(
         f"  {bundle.name}:{variant}: cost, edgert bench --quick"
         + (f" on {len(lines)} of the set's texts" if lines else "")
