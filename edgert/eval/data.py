@@ -41,8 +41,13 @@ class Problems:
 
     shown: list[Problem] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    seen: set[tuple[str, int, str]] = field(default_factory=set)
 
     def add(self, file: Path, line: int, why: str) -> None:
+        """Records a problem once: the same one found again (by the next variant scored) is not counted twice."""
+        if (file.name, line, why) in self.seen:
+            return
+        self.seen.add((file.name, line, why))
         self.counts[file.name] += 1
         if len(self.shown) < KEPT:
             self.shown.append(Problem(file.name, line, why))

@@ -121,6 +121,8 @@ def classification(
 ) -> dict[str, Any]:
     """Accuracy, macro-F1 and calibration error with intervals; per-class figures and the confusion matrix.
     Items whose gold label the model does not have are not scored (counted, and named once per label)."""
+    if getattr(model, "multi_label", False):
+        raise EdgertError(f"{model.bundle.path}: a multi-label classifier is not scored by edgert eval yet")
     labels = list(model.labels)
     known = {label: i for i, label in enumerate(labels)}
     unknown = sorted({g for g in data.labels if g not in known})
