@@ -183,6 +183,9 @@ def test_the_front_and_the_budget_judge_on_the_interval_and_pick_the_cheapest():
         decide.decide("accuracy>=0.9", [a])
     with pytest.raises(BudgetError, match="cannot parse"):
         decide.split("ndcg@10 is high")
+    quality, cost = decide.split("macro_f1>=0.5, ece<=0.1,rss<=150MB")
+    assert [(q.metric, q.op, q.value) for q in quality] == [("macro_f1", ">=", 0.5), ("ece", "<=", 0.1)]
+    assert [c.metric for c in cost] == ["rss"]
 
 
 def test_budget_exit_codes_and_one_line_errors(minilm_bundle, small_set, tmp_path, capsys):
