@@ -139,8 +139,13 @@ def _fits(header: list[str], rows: list[list[str]], width: int, gap: int, edge: 
 
 
 def print_rich(r: BenchResult, console: Console | None = None) -> None:
+    print_tables(sections(r), console)
+
+
+def print_tables(tables: list[Section], console: Console | None = None) -> None:
     """Tables that never cut a number: boxed when they fit the terminal, then without borders, then stacked
-    (one line of "name value" pairs per row, wrapped between pairs) when even that is too wide."""
+    (one line of "name value" pairs per row, wrapped between pairs) when even that is too wide. bench's report
+    and eval's print through here."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -148,7 +153,7 @@ def print_rich(r: BenchResult, console: Console | None = None) -> None:
 
     console = console or Console()
     width = console.width
-    for title, header, rows in sections(r):
+    for title, header, rows in tables:
         if not rows:
             continue
         show = any(header)
@@ -167,7 +172,9 @@ def print_rich(r: BenchResult, console: Console | None = None) -> None:
             )
             for h in heads:
                 table.add_column(
-                    h, justify="left" if not show or h in ("threads", "budget", "") else "right", no_wrap=True
+                    h,
+                    justify="left" if not show or h in ("threads", "budget", "variant", "") else "right",
+                    no_wrap=True,
                 )
             for row in rows:
                 table.add_row(*(Text(c) for c in row), style=style_of.get(row[-1]) if row else None)

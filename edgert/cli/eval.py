@@ -53,21 +53,17 @@ def cost_rows(result: EvalResult) -> tuple[list[str], list[list[str]]]:
 
 def print_report(result: EvalResult) -> None:
     from rich.console import Console
-    from rich.table import Table
+
+    from ..bench.report import print_tables
 
     d = result.dataset
     console = Console()
     console.print(
         f"{d.kind} set {d.name}: {d.items:,} scored items, {d.skipped} rows skipped; "
-        f"{result.level:.0%} bootstrap intervals ({result.draws} draws, seed {result.seed})"
+        f"{result.level:.0%} bootstrap intervals ({result.draws} draws, seed {result.seed})",
+        markup=False,
     )
-    for head, body in (quality_rows(result), cost_rows(result)):
-        table = Table()
-        for h in head:
-            table.add_column(h, justify="left" if h == "variant" or h.startswith("worst") else "right")
-        for row in body:
-            table.add_row(*row)
-        console.print(table)
+    print_tables([("Quality", *quality_rows(result)), ("Cost on this device", *cost_rows(result))], console)
     meters = sorted({r.cost.energy_meter for r in result.results if r.cost and r.cost.energy_meter})
     if meters:
         if meters == ["estimate"]:
