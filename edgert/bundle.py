@@ -338,3 +338,21 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> Path:
     out = root / MANIFEST
     out.write_text(json.dumps(body, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return out
+
+
+def update_card(root: Path, key: str, value: Any) -> None:
+    """Sets ``card[KEY]`` in ROOT's manifest, atomically (a temporary file, then a rename). Nothing else changes:
+    file hashes are kept as they are, so a record never blesses a file that changed since export."""
+    path = root / MANIFEST
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{path}: cannot read it to record into the card ({exc})") from None
+    raw.setdefault("card", {})[key] = value
+    tmp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BundleError(f"{path}: cannot write the card ({exc.strerror})") from None

@@ -274,3 +274,31 @@ def test_cost_comes_from_a_real_bench_run_and_the_report_says_how_energy_was_had
         assert "energy per item: ESTIMATED from CPU time" in printed
     else:
         assert f"energy per item: measured ({c.energy_meter})" in printed
+
+
+def test_record_writes_each_variant_into_the_card_replacing_only_its_own_entry(minilm_bundle, small_set, tmp_path):
+    """--record keeps every file hash (the bundle still verifies), writes one entry per variant with the metrics
+    the result holds, replaces that entry on a second run of the same set, and edgert inspect shows it."""
+    import shutil
+
+    from edgert import Bundle
+    from edgert.cli.render import card_rows
+
+    copy = Path(shutil.copytree(minilm_bundle, tmp_path / "minilm"))
+    before = json.loads((copy / "edgert.json").read_text())
+    result = evaluate([copy], EvalOptions(data=small_set, cost=False, draws=200, record=True))
+    after = Bundle.open(copy, verify=True)  # every file hash still holds
+    entries = after.card["evaluations"]
+    assert {e["variant"] for e in entries} == set(before["models"])
+    for r in result.results:
+        (e,) = [e for e in entries if e["variant"] == r.variant]
+        assert e["metrics"]["ndcg@10"] == {"value": r.metric("ndcg@10").value, "low": r.metric("ndcg@10").low,
+                                           "high": r.metric("ndcg@10").high}  # fmt: skip
+        assert e["dataset_sha256"] == result.dataset.sha256 and e["model_sha256"] == r.model_sha256
+    assert json.loads((copy / "edgert.json").read_text())["files"] == before["files"]
+    evaluate([copy], EvalOptions(data=small_set, variants=("fp32",), cost=False, draws=200, seed=1, record=True))
+    again = Bundle.open(copy).card["evaluations"]
+    assert len(again) == len(entries)  # the fp32 entry replaced, the other kept
+    assert [e for e in again if e["variant"] != "fp32"] == [e for e in entries if e["variant"] != "fp32"]
+    rows = dict(card_rows(Bundle.open(copy)))
+    assert rows["eval fp32"].startswith("ndcg@10 ") and "on small (40 items" in rows["eval fp32"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from argparse import Namespace
 from collections.abc import Callable
@@ -11,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..bundle import MANIFEST, Bundle
+from ..bundle import Bundle
 from ..errors import BundleError, EdgertError, TaskError
 
 
@@ -22,14 +21,10 @@ def _user_lines(path: str) -> list[tuple[str, str]]:
 
 
 def record(bundle: Bundle, result: dict[str, Any]) -> None:
-    """Writes the result into the card. Only the manifest's ``card.check`` changes: file hashes are kept as
-    they are, so recording never blesses a file that changed since export."""
-    path = bundle.path / MANIFEST
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    raw.setdefault("card", {})["check"] = result
-    tmp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Writes the result into the card's ``check`` (edgert.bundle.update_card: hashes untouched)."""
+    from ..bundle import update_card
+
+    update_card(bundle.path, "check", result)
 
 
 def run_check(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> int:

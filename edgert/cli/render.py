@@ -130,7 +130,29 @@ def card_rows(bundle: Bundle) -> list[tuple[str, str]]:
             rows.append(
                 ("exported", f"{prov.get('exported_at')} in {prov.get('export_seconds')} s with {with_versions}")
             )
+    rows.extend(_evaluation_rows(c.get("evaluations")))
     rows.append(("files", f"{len(bundle.files)} files, sha256 verified"))
+    return rows
+
+
+def _evaluation_rows(evaluations: object) -> list[tuple[str, str]]:
+    """One row per recorded evaluation (edgert eval --record): its first metric with the interval, on which set."""
+    rows = []
+    for e in evaluations if isinstance(evaluations, list) else []:
+        if not isinstance(e, dict) or not isinstance(e.get("metrics"), dict) or not e["metrics"]:
+            continue
+        name, m = next(iter(e["metrics"].items()))
+        try:
+            shown = f"{name} {float(m['value']):.3f} [{float(m['low']):.3f}, {float(m['high']):.3f}]"
+        except (KeyError, TypeError, ValueError):
+            continue  # a hand-edited entry that is not edgert's: not shown
+        sha = str(e.get("dataset_sha256", ""))[:12]
+        rows.append(
+            (
+                f"eval {e.get('variant')}",
+                f"{shown} on {e.get('dataset')} ({e.get('items')} items, {sha}), {e.get('date')}",
+            )
+        )
     return rows
 
 

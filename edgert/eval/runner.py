@@ -150,7 +150,7 @@ def evaluate(
         name=data.name, kind=kind, path=str(options.data), sha256=_sha256(files), items=score_items(kind, data),
         skipped=problems.total, problems=tuple(str(p) for p in problems.shown),
     )  # fmt: skip
-    return EvalResult(
+    result = EvalResult(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         machine=describe(),
         software=versions(("edgert", "onnxruntime", "numpy", "tokenizers")),
@@ -163,6 +163,12 @@ def evaluate(
         draws=options.draws,
         level=options.level,
     )
+    if options.record:
+        from .card import record
+
+        for path in record(result):
+            say(f"eval: recorded in {path}'s card")
+    return result
 
 
 def score_items(kind: str, data: Any) -> int:
