@@ -21,6 +21,9 @@ from .helpers import EMULATED
 
 #: modules in the small retrieval set the CLI tests run on (the full set has 98)
 SMALL = 40
+#: the end-to-end runs embed hundreds of texts per variant, which takes many minutes under qemu; what they check
+#: is NumPy and the CLI, which the x86_64 and Python 3.10 suites run natively
+SLOW_UNDER_QEMU = pytest.mark.skipif(EMULATED, reason="end-to-end eval runs take many minutes under qemu")
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +191,7 @@ def test_the_front_and_the_budget_judge_on_the_interval_and_pick_the_cheapest():
     assert [c.metric for c in cost] == ["rss"]
 
 
+@SLOW_UNDER_QEMU
 def test_budget_exit_codes_and_one_line_errors(minilm_bundle, small_set, tmp_path, capsys):
     out = tmp_path / "eval.json"
     base = ["eval", str(minilm_bundle), "--data", str(small_set), "--no-cost", "--draws", "200"]
@@ -207,6 +211,7 @@ def test_budget_exit_codes_and_one_line_errors(minilm_bundle, small_set, tmp_pat
     assert "no such file or folder" in capsys.readouterr().err
 
 
+@SLOW_UNDER_QEMU
 def test_the_result_record_round_trips_and_a_bad_file_is_one_line(minilm_bundle, small_set, tmp_path):
     result = evaluate([minilm_bundle], EvalOptions(data=small_set, variants=("fp32",), cost=False, draws=200))
     data = result.to_json()
@@ -219,6 +224,7 @@ def test_the_result_record_round_trips_and_a_bad_file_is_one_line(minilm_bundle,
         EvalResult.from_json({"schema": "edgert.bench/2"})
 
 
+@SLOW_UNDER_QEMU
 def test_a_task_the_set_does_not_fit_is_refused_naming_both(classifier_bundle, small_set):
     from edgert.errors import TaskError
 
@@ -276,6 +282,7 @@ def test_cost_comes_from_a_real_bench_run_and_the_report_says_how_energy_was_had
         assert f"energy per item: measured ({c.energy_meter})" in printed
 
 
+@SLOW_UNDER_QEMU
 def test_record_writes_each_variant_into_the_card_replacing_only_its_own_entry(minilm_bundle, small_set, tmp_path):
     """--record keeps every file hash (the bundle still verifies), writes one entry per variant with the metrics
     the result holds, replaces that entry on a second run of the same set, and edgert inspect shows it."""
