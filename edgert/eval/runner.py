@@ -37,7 +37,7 @@ def _read(path: Path, options: EvalOptions, image: bool) -> tuple[str, Any]:
         return "similarity", datasets.read_pairs(path)
     if reader == "images":
         return "classification", datasets.read_image_folder(path)
-    column = options.text_column if not image or options.text_column != "text" else "image"
+    column = "image" if image and options.text_column == "text" else options.text_column  # images: "image" by default
     return "classification", datasets.read_labelled(path, column, options.label_column, options.slice_column)
 
 

@@ -152,20 +152,21 @@ class TextEncoder:
         batch_size = positive(batch_size)
         if max_tokens is not None:
             positive(max_tokens, "max_tokens")
-        lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
-        longest = int(lengths.max()) if len(lengths) else 0
-        if len(encodings) <= batch_size and (max_tokens is None or len(encodings) * longest <= max_tokens):
+        if len(encodings) <= batch_size and (
+            max_tokens is None or len(encodings) * max((len(e) for e in encodings), default=0) <= max_tokens
+        ):
             yield slice(None), self._feeds(encodings)
             return
+        lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
         start = 0
         while start < len(order):
             end = min(start + batch_size, len(order))
-            if max_tokens is not None:  # ascending lengths: the batch's longest is its last
-                fits = max(1, max_tokens // max(1, int(lengths[order[start]])))
-                end = min(end, start + fits)
-                while end - start > 1 and (end - start) * int(lengths[order[end - 1]]) > max_tokens:
-                    end -= 1
+            # ascending lengths: the batch's longest is its last
+            while (
+                max_tokens is not None and end - start > 1 and (end - start) * int(lengths[order[end - 1]]) > max_tokens
+            ):
+                end -= 1
             idx = order[start:end]
             yield idx, self._feeds([encodings[i] for i in idx])
             start = end
