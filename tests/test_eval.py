@@ -5,6 +5,7 @@ on the pairs), the budget's exit codes, the Pareto front and the JSON record."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from edgert.cli.main import main
 from edgert.errors import BudgetError, DataError, RecordError
 from edgert.eval import EvalOptions, decide, evaluate
+from edgert.eval import slicing as slicing_of
 from edgert.eval.data import read_labelled, read_pairs, read_retrieval
 from edgert.eval.records import Cost, EvalResult, Evaluated, Metric
 
@@ -118,7 +120,15 @@ def test_retrieval_scores_equal_trec_eval_on_sentence_transformers_vectors(minil
     assert m.low < m.value < m.high and m.high - m.low < 0.2
     worst = fp32.worst_slice()
     assert worst is not None and worst.metric.value == min(s.metric.value for s in fp32.slices)
-    assert sum(s.items for s in fp32.slices) == 98
+    by = {s.by for s in fp32.slices}
+    assert {"query length", "query vocabulary"} <= by  # the stdlib's queries are all Latin script: one key, not shown
+    for slicing in by:  # each slicing cuts the 98 queries into parts, and each part's mean is its queries' mean
+        assert sum(s.items for s in fp32.slices if s.by == slicing) == 98
+    per_query = np.asarray(fp32.per_item)
+    assert per_query.mean() == pytest.approx(m.value)
+    keys = [slicing_of.length_bucket(data.queries[q]) for q in sorted(data.qrels)]
+    for s in (s for s in fp32.slices if s.by == "query length"):
+        assert s.metric.value == pytest.approx(per_query[[k == s.key for k in keys]].mean())
 
 
 def test_similarity_equals_scipy_on_sentence_transformers_cosines(minilm_bundle, st_model, tmp_path):
@@ -215,8 +225,14 @@ def test_budget_exit_codes_and_one_line_errors(minilm_bundle, small_set, tmp_pat
 def test_the_result_record_round_trips_and_a_bad_file_is_one_line(minilm_bundle, small_set, tmp_path):
     result = evaluate([minilm_bundle], EvalOptions(data=small_set, variants=("fp32",), cost=False, draws=200))
     data = result.to_json()
-    assert data["schema"] == "edgert.eval/1"
+    assert data["schema"] == "edgert.eval/2"
     assert EvalResult.from_json(json.loads(json.dumps(data))) == result
+    v1 = {k: v for k, v in json.loads(json.dumps(data)).items()}
+    for r in v1["results"]:  # version 1 had neither field
+        del r["segments"], r["per_item"]
+    assert EvalResult.from_json({**v1, "schema": "edgert.eval/1"}) == replace(
+        result, results=tuple(replace(r, per_item=()) for r in result.results)
+    )
     data["results"][0]["metrics"][0]["value"] = "high"
     with pytest.raises(RecordError, match=r"eval result: .*results.*metrics.*value"):
         EvalResult.from_json(data)
@@ -264,11 +280,14 @@ def test_an_image_folder_tree_is_scored_like_scikit_learn_and_a_bad_file_costs_o
 
 
 @pytest.mark.skipif(EMULATED, reason="bench's timed runs take minutes under qemu and mean nothing there")
-def test_cost_comes_from_a_real_bench_run_and_the_report_says_how_energy_was_had(minilm_bundle, small_set, capsys):
+def test_cost_comes_from_a_real_bench_run_and_the_report_says_how_energy_was_had(
+    minilm_bundle, small_set, capsys, tmp_path
+):
     """With cost on, each variant carries bench's quick figures; the report names the energy meter, and says
-    ESTIMATED when there is none."""
-    out = main(["eval", str(minilm_bundle), "--data", str(small_set), "--variants", "int8", "--draws", "200"])
-    assert out == 0
+    ESTIMATED when there is none; the Markdown report has the tables, and the plot is a real image of two panels."""
+    md, png = tmp_path / "eval.md", tmp_path / "eval.png"
+    argv = ["eval", str(minilm_bundle), "--data", str(small_set), "--variants", "int8", "--draws", "200"]
+    assert main([*argv, "--markdown", str(md), "--plot", str(png)]) == 0
     printed = capsys.readouterr().out
     result = evaluate([minilm_bundle], EvalOptions(data=small_set, variants=("int8",), draws=200))
     (r,) = result.results
@@ -280,6 +299,21 @@ def test_cost_comes_from_a_real_bench_run_and_the_report_says_how_energy_was_had
         assert "energy per item: ESTIMATED from CPU time" in printed
     else:
         assert f"energy per item: measured ({c.energy_meter})" in printed
+    text = md.read_text()
+    assert (
+        text.startswith("# edgert eval: retrieval set small")
+        and "## Quality" in text
+        and "## Cost on this device" in text
+    )
+    row = next(line for line in text.splitlines() if line.startswith(f"| {r.label} |") and "[" in line)
+    assert row.count("|") == 5  # variant and the three retrieval metrics, each with its interval
+    from PIL import Image
+
+    with Image.open(png) as im:  # quality against p50, and against energy
+        assert im.format == "PNG" and im.size == (1300, 460)
+    assert main([*argv, "--markdown"]) == 0  # to stdout, instead of the tables
+    shown = capsys.readouterr().out
+    assert shown.startswith("# edgert eval") and "┃" not in shown
 
 
 @SLOW_UNDER_QEMU

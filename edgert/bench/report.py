@@ -201,8 +201,13 @@ def _md(cell: str) -> str:
 
 
 def markdown(r: BenchResult) -> str:
-    lines = ["# edgert bench", ""]
-    for title, header, rows in sections(r):
+    return markdown_tables("edgert bench", sections(r))
+
+
+def markdown_tables(heading: str, tables: list[Section], notes: list[str] | None = None) -> str:
+    """A Markdown report: a heading, a section per non-empty table, and NOTES as a list after them."""
+    lines = [f"# {_md(heading)}", ""]
+    for title, header, rows in tables:
         if not rows:
             continue
         lines += [f"## {_md(title)}", ""]
@@ -210,7 +215,8 @@ def markdown(r: BenchResult) -> str:
         lines += ["| " + " | ".join(_md(h) for h in head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
         lines.append("")
-    return "\n".join(lines)
+    lines += [f"- {_md(n)}" for n in notes or []]
+    return "\n".join(lines) + ("\n" if notes else "")
 
 
 def plot(r: BenchResult, path: Path) -> Path:

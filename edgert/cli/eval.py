@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import safepath
 from ..errors import EdgertError, require
 from ..eval.options import EvalOptions
-from ..eval.records import EvalResult, Evaluated
+from ..eval.records import LOWER_IS_BETTER, EvalResult, Evaluated
 
 
 def _echo(line: str) -> None:
@@ -51,38 +51,80 @@ def cost_rows(result: EvalResult) -> tuple[list[str], list[list[str]]]:
     return head, body
 
 
+def segment_rows(result: EvalResult) -> tuple[list[str], list[list[str]]]:
+    """Speech sets: per variant, the reference segments, those a detection overlaps, and the detections."""
+    head = ["variant", "reference segments", "found (overlapped)", "detected segments"]
+    body = []
+    for r in result.results:
+        s = r.segments
+        if s is not None:
+            found = f"{s.matched} ({s.matched / s.reference:.0%})" if s.reference else "0"
+            body.append([r.label, str(s.reference), found, str(s.detected)])
+    return head, body
+
+
+def notes(result: EvalResult) -> list[str]:
+    """What the tables need said beside them: where energy came from, the front, skipped rows, the budget."""
+    out = []
+    meters = sorted({r.cost.energy_meter for r in result.results if r.cost and r.cost.energy_meter})
+    if meters:
+        if meters == ["estimate"]:
+            out.append("energy per item: ESTIMATED from CPU time (no energy meter here; edgert device says why)")
+        else:
+            out.append(f"energy per item: measured ({', '.join(meters)})")
+    if result.front:
+        better = "lower" if result.headline in LOWER_IS_BETTER else "higher"
+        out.append(
+            f"* on the Pareto front of {result.headline} ({better} is better) against p50: "
+            "no other variant is better at both"
+        )
+    d = result.dataset
+    out += [f"skipped: {p}" for p in d.problems[:5]]
+    if d.skipped > 5:
+        out.append(f"... {d.skipped - 5} more skipped rows (--json lists the first 20)")
+    if result.decision is not None:
+        dec = result.decision
+        for c in dec.checks:
+            shown = "not measured" if c.measured is None else f"{c.measured:.4g}"
+            out.append(f"budget {c.limit} on {c.variant}: {shown} {'pass' if c.passed else 'FAIL'}")
+        verdict = f"chosen: {dec.chosen} (the lowest p50 of those that pass)" if dec.chosen else "no variant meets it"
+        out.append(f"budget {dec.budget}: {verdict}")
+    return out
+
+
+def heading(result: EvalResult) -> str:
+    d = result.dataset
+    return (
+        f"{d.kind} set {d.name}: {d.items:,} scored items, {d.skipped} rows skipped; "
+        f"{result.level:.0%} bootstrap intervals ({result.draws} draws, seed {result.seed})"
+    )
+
+
+def tables(result: EvalResult) -> list[tuple[str, list[str], list[list[str]]]]:
+    found = [("Quality", *quality_rows(result)), ("Cost on this device", *cost_rows(result))]
+    head, body = segment_rows(result)
+    if body:
+        found.append(("Speech segments", head, body))
+    return found
+
+
 def print_report(result: EvalResult) -> None:
     from rich.console import Console
 
     from ..bench.report import print_tables
 
-    d = result.dataset
     console = Console()
-    console.print(
-        f"{d.kind} set {d.name}: {d.items:,} scored items, {d.skipped} rows skipped; "
-        f"{result.level:.0%} bootstrap intervals ({result.draws} draws, seed {result.seed})",
-        markup=False,
-    )
-    print_tables([("Quality", *quality_rows(result)), ("Cost on this device", *cost_rows(result))], console)
-    meters = sorted({r.cost.energy_meter for r in result.results if r.cost and r.cost.energy_meter})
-    if meters:
-        if meters == ["estimate"]:
-            console.print("energy per item: ESTIMATED from CPU time (no energy meter here; edgert device says why)")
-        else:
-            console.print(f"energy per item: measured ({', '.join(meters)})")
-    if result.front:
-        console.print(f"* on the Pareto front of {result.headline} against p50: no other variant is better at both")
-    for p in d.problems[:5]:
-        console.print(f"skipped: {p}", style="yellow", markup=False)
-    if d.skipped > 5:
-        console.print(f"... {d.skipped - 5} more skipped rows (--json lists the first 20)", style="yellow")
-    if result.decision is not None:
-        dec = result.decision
-        for c in dec.checks:
-            shown = "not measured" if c.measured is None else f"{c.measured:.4g}"
-            console.print(f"budget {c.limit} on {c.variant}: {shown} {'pass' if c.passed else 'FAIL'}", markup=False)
-        verdict = f"chosen: {dec.chosen} (the lowest p50 of those that pass)" if dec.chosen else "no variant meets it"
-        console.print(f"budget {dec.budget}: {verdict}", markup=False)
+    console.print(heading(result), markup=False)
+    print_tables(tables(result), console)
+    for line in notes(result):
+        style = "yellow" if line.startswith(("skipped", "...")) else None
+        console.print(line, style=style, markup=False)
+
+
+def markdown(result: EvalResult) -> str:
+    from ..bench.report import markdown_tables
+
+    return markdown_tables("edgert eval: " + heading(result), tables(result), notes(result))
 
 
 def run_eval(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> int:
@@ -98,13 +140,29 @@ def run_eval(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> i
 
         if split(args.budget)[1] and not options.cost:
             raise EdgertError("--budget: its cost limits need the cost runs, which --no-cost turns off")
-    if args.json:
-        safepath.check_output(Path(args.json), error=EdgertError, what="--json")
+    for flag, path in (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
+        if path and path != "-":  # an output that cannot be written is refused before any work
+            safepath.check_output(Path(path), error=EdgertError, what=flag)
+    if args.plot:
+        if Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
+            raise EdgertError(f"--plot {args.plot}: give a .png, .svg, .pdf or .jpg file name")
+        require("matplotlib", "plot")
+        if not options.cost:
+            raise EdgertError("--plot draws quality against cost, which --no-cost turns off")
     bundles = [resolve_bundle(b) for b in args.bundles]
     result = evaluate(bundles, options, budget=args.budget, echo=_echo)
     if args.json:
         result.save(Path(args.json))
-    print_report(result)
+    if args.markdown == "-":
+        print(markdown(result))
+    else:
+        print_report(result)
+        if args.markdown:
+            safepath.write_output(Path(args.markdown), markdown(result), error=EdgertError, what="--markdown")
+    if args.plot:
+        from ..eval.plot import plot
+
+        _echo(f"eval: plot in {plot(result, Path(args.plot))}")
     if result.decision is not None and result.decision.chosen is None:
         return 1
     return 0

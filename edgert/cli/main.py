@@ -217,6 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="quality floors on the interval's lower bound and bench's cost limits, e.g. \"ndcg@10>=0.80,p95<=20ms\"",
     )
     p.add_argument("--json", default=None, metavar="PATH", help="write the full result as JSON")
+    p.add_argument(
+        "--markdown",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="PATH",
+        help="Markdown report to PATH, or to stdout instead of the tables",
+    )
+    p.add_argument(
+        "--plot", default=None, metavar="PATH.png", help="quality against p50 and energy, the Pareto front marked"
+    )
 
     _command(sub, "device", help="describe this device: CPU, ISA features, board, energy meters, kernels")
     return parser

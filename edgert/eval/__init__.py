@@ -4,7 +4,7 @@
 - ``metrics``: retrieval, classification and correlation metrics from per-item values, and the bootstrap;
 - ``search``: exact cosine top-k in bounded memory;
 - ``score``: one pipeline on one set; ``runner``: every variant, with bench's cost; ``decide``: the Pareto front
-  and the budget; ``records``: the result and its JSON form (``edgert.eval/1``).
+  and the budget; ``records``: the result and its JSON form (``edgert.eval/2``).
 """
 
 from __future__ import annotations

@@ -276,12 +276,17 @@ def read_image_folder(folder: Path) -> Labelled:
 
 
 def looks_like(path: Path) -> str:
-    """Which reader fits PATH: "retrieval" (a BEIR folder), "images" (an ImageFolder tree), "pairs" (a table whose
-    header has sentence1 and sentence2) or "labelled"."""
+    """Which reader fits PATH: "retrieval" (a BEIR folder), "speech" (a folder of WAVs and their segments),
+    "images" (an ImageFolder tree), "tensors" (an .npz), "pairs" (a table whose header has sentence1 and
+    sentence2) or "labelled"."""
     if path.is_dir():
-        return "retrieval" if (path / "corpus.jsonl").exists() else "images"
+        if (path / "corpus.jsonl").exists():
+            return "retrieval"
+        return "speech" if any(path.glob("*.wav")) else "images"
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
+    if path.suffix.lower() == ".npz":
+        return "tensors"
     problems = Problems()
     for _, row in _table(path, problems):
         return "pairs" if "sentence1" in row and "sentence2" in row else "labelled"

@@ -9,14 +9,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import BudgetError
-from .records import Check, Decision, Evaluated
+from .records import LOWER_IS_BETTER, Check, Decision, Evaluated
 
 if TYPE_CHECKING:
     from ..bench.budget import Limit
 
 _QUALITY = re.compile(r"^\s*([a-z_][a-z_0-9]*(?:@[0-9]+)?)\s*(<=|>=|<|>)\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*$")
-#: metrics where lower is better: a ceiling on them is judged on the interval's upper bound
-LOWER_IS_BETTER = ("ece",)
 
 
 @dataclass(frozen=True)

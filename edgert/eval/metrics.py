@@ -163,3 +163,67 @@ def ranks(x: np.ndarray) -> np.ndarray:
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return pearson(ranks(x), ranks(y))
+
+
+# --- raw models against a reference ------------------------------------------------------------------------------
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    """ITEMS x values: each item's output flattened."""
+    return np.asarray(a, dtype=np.float64).reshape(len(a), -1)
+
+
+def squared_error(output: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per item, the mean squared difference over its values (scikit-learn's mean_squared_error per row)."""
+    d = _rows(output) - _rows(reference)
+    return np.asarray((d * d).mean(1))
+
+
+def absolute_error(output: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per item, the mean absolute difference over its values."""
+    return np.asarray(np.abs(_rows(output) - _rows(reference)).mean(1))
+
+
+def top1_agreement(output: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per item, the share of its rows (along the last axis: the classes) whose arg-max agrees with the
+    reference's; an item of one row of scores is 1 or 0."""
+    a, b = np.asarray(output), np.asarray(reference)
+    if a.ndim < 2 or a.shape[-1] < 2:
+        raise ValueError(f"top1 needs scores along a last axis of 2 or more, got shape {a.shape[1:]} per item")
+    agree = a.argmax(-1) == b.argmax(-1)
+    return np.asarray(agree.reshape(len(a), -1).mean(1), dtype=np.float64)
+
+
+#: raw-model metrics by name: (per-item function, lower is better)
+TENSOR_METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], bool]] = {
+    "mse": (squared_error, True),
+    "mae": (absolute_error, True),
+    "top1": (top1_agreement, False),
+}
+
+
+# --- speech segments ---------------------------------------------------------------------------------------------
+
+
+def frames(segments: Sequence[tuple[float, float]], seconds: float, step: float) -> np.ndarray:
+    """A boolean per frame of STEP seconds over SECONDS of audio: whether the frame's centre is inside a segment."""
+    n = max(0, int(np.ceil(seconds / step - 1e-9)))
+    centres = (np.arange(n) + 0.5) * step
+    inside = np.zeros(n, dtype=bool)
+    for start, end in segments:
+        inside |= (centres >= start) & (centres < end)
+    return inside
+
+
+def frame_counts(found: np.ndarray, reference: np.ndarray) -> tuple[int, int, int]:
+    """(true positives, false positives, false negatives) over frames."""
+    f, r = np.asarray(found, bool), np.asarray(reference, bool)
+    return int((f & r).sum()), int((f & ~r).sum()), int((~f & r).sum())
+
+
+def prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
+    """Precision, recall and F1 from counts, 0 where undefined."""
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1

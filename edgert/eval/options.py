@@ -16,12 +16,18 @@ def _names(text: str) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class EvalOptions:
     data: Path = option(
-        help="a BEIR folder (retrieval), or a .csv/.tsv/.jsonl of labelled items or of scored sentence pairs",
+        help="a BEIR folder (retrieval), a .csv/.tsv/.jsonl of labelled items or of scored sentence pairs, an "
+        "ImageFolder tree, a folder of WAVs with segments.csv or .rttm (speech), or an .npz of a raw model's inputs "
+        "and expected.OUTPUT references",
         metavar="PATH", parse=Path,
     )  # fmt: skip
     variants: tuple[str, ...] = option(
         (), help="model variants to evaluate in each bundle, e.g. fp32,int8", parse=_names, shown="every one"
     )
+    metrics: tuple[str, ...] = option(
+        (), help="a raw model's metrics against the .npz references: mse, mae, top1", parse=_names, flag="--metric",
+        shown="every one that applies",
+    )  # fmt: skip
     k: int = option(10, help="cut-off of the retrieval metrics (nDCG@k, recall@k, MRR@k)")
     split: str = option("test", help="the BEIR qrels split (qrels/SPLIT.tsv)")
     text_column: str = option("text", help="the column of the items (texts, or image paths relative to the file)")

@@ -15,9 +15,13 @@ from .. import safepath
 from ..device import Description
 from ..errors import RecordError
 
-SCHEMA = "edgert.eval/1"
-#: earlier formats this version reads, each with the function that brings it to SCHEMA's layout
-OLDER: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+SCHEMA = "edgert.eval/2"
+#: earlier formats this version reads, each with the function that brings it to SCHEMA's layout: version 2 only
+#: added fields (speech segment counts, per-item headline values), each with a default
+OLDER: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {"edgert.eval/1": lambda d: {**d, "schema": SCHEMA}}
+#: metrics where lower is better (a ceiling on them is judged on the interval's upper bound; the worst slice is
+#: the highest)
+LOWER_IS_BETTER = ("ece", "mse", "mae")
 #: the cost figures an evaluation takes from bench's summary, in its units
 COST = ("p50", "p95", "rss", "energy", "throughput")
 
@@ -67,6 +71,15 @@ class ClassFigures:
 
 
 @dataclass(frozen=True)
+class SegmentCounts:
+    """Speech sets: reference segments, detected segments, and reference segments that a detection overlaps."""
+
+    reference: int
+    detected: int
+    matched: int
+
+
+@dataclass(frozen=True)
 class Evaluated:
     bundle: str
     variant: str
@@ -80,6 +93,10 @@ class Evaluated:
     #: classification: per-class figures, and the confusion matrix (gold along rows) in the same label order
     classes: tuple[ClassFigures, ...] = ()
     confusion: tuple[tuple[int, ...], ...] = ()
+    segments: SegmentCounts | None = None
+    #: the headline metric per scored item, in the set's order, where it is a mean over items: what lets
+    #: ``edgert compare`` test two results of the same set item by item
+    per_item: tuple[float, ...] = ()
 
     def metric(self, name: str) -> Metric | None:
         return next((m for m in self.metrics if m.name == name), None)
@@ -89,7 +106,10 @@ class Evaluated:
         return f"{Path(self.bundle).name}:{self.variant}"
 
     def worst_slice(self) -> Slice | None:
-        return min(self.slices, key=lambda s: s.metric.value, default=None)
+        def badness(s: Slice) -> float:
+            return s.metric.value if s.metric.name in LOWER_IS_BETTER else -s.metric.value
+
+        return max(self.slices, key=badness, default=None)
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TaskError
+from ..options import check
 from . import data as datasets
-from . import decide, score
+from . import decide, score, signals
+from .metrics import TENSOR_METRICS
 from .options import EvalOptions
 from .records import Cost, Dataset, EvalResult, Evaluated
 
-#: the metric the front and the report lead with
-HEADLINE = {"retrieval": "ndcg@{k}", "similarity": "spearman", "classification": "accuracy"}
+#: the metric the front and the report lead with (tensors: the first metric asked for, else mse)
+HEADLINE = {
+    "retrieval": "ndcg@{k}", "similarity": "spearman", "classification": "accuracy", "tensors": "mse",
+    "speech": "frame_f1",
+}  # fmt: skip
 #: every metric a set of each kind is scored on (what a budget may name)
 METRICS = {
     "retrieval": ("ndcg@{k}", "recall@{k}", "mrr@{k}"),
     "similarity": ("spearman", "pearson"),
     "classification": ("accuracy", "macro_f1", "ece"),
+    "tensors": tuple(TENSOR_METRICS),
+    "speech": ("frame_precision", "frame_recall", "frame_f1"),
 }
 #: texts bench times per variant: the set's own, so cost is measured on the lengths being judged
 COST_TEXTS = 256
@@ -37,6 +44,10 @@ def _read(path: Path, options: EvalOptions, image: bool) -> tuple[str, Any]:
         return "similarity", datasets.read_pairs(path)
     if reader == "images":
         return "classification", datasets.read_image_folder(path)
+    if reader == "tensors":
+        return "tensors", signals.read_tensors(path)
+    if reader == "speech":
+        return "speech", signals.read_speech(path)
     column = "image" if image and options.text_column == "text" else options.text_column  # images: "image" by default
     return "classification", datasets.read_labelled(path, column, options.label_column, options.slice_column)
 
@@ -57,7 +68,7 @@ def _texts(kind: str, data: Any) -> list[str]:
         return [*data.queries.values(), *data.corpus.values()]
     if kind == "similarity":
         return [*data.first, *data.second]
-    return list(data.items)
+    return list(data.items) if kind == "classification" else []
 
 
 def _cost(bundle: Path, variant: str, texts: list[str], echo: score.Echo) -> Cost:
@@ -105,11 +116,18 @@ def evaluate(
     if twice:  # results are named by folder and variant
         raise TaskError(f"two bundles are both named {twice[0]!r}: evaluate bundles in folders of different names")
     image = any(registry.pipeline(b.task).input_kind == "image" for b in opened)
+    unknown = [m for m in options.metrics if m not in TENSOR_METRICS]
+    check(not unknown, "metrics", f"{', '.join(unknown)} is not a metric edgert has ({', '.join(TENSOR_METRICS)})")
     data_path = Path(options.data)
     kind, data = _read(data_path, options, image)
+    mine = f"chooses a raw model's metrics; a {kind} set has its own"
+    check(not options.metrics or kind == "tensors", "metrics", mine)
+    names = _metric_names(kind, data, options)
     if budget:  # a budget naming a metric this set has not is refused before any scoring
-        decide.check_names(budget, [m.format(k=options.k) for m in METRICS[kind]])
+        decide.check_names(budget, names)
     for b in opened:
+        if kind == "tensors":  # every bundle runs raw: its session, fed the set's arrays
+            continue
         if kind not in registry.eval_kinds(b.task):
             can = registry.eval_kinds(b.task)
             raise TaskError(
@@ -131,11 +149,15 @@ def evaluate(
     for b in opened:
         for variant in options.variants or tuple(b.models):
             say(f"  {b.path.name}:{variant}: scoring")
-            model: Any = load(b.path, variant=variant)
+            model: Any = load(b.path, variant=variant, task="raw" if kind == "tensors" else None)
             if kind == "retrieval":
                 found = score.retrieval(model, data, options.k, batch, kw, say)
             elif kind == "similarity":
                 found = score.similarity(model, data, batch, kw, say)
+            elif kind == "tensors":
+                found = score.tensors(model, data, options.metrics, options.batch_size, kw, say)
+            elif kind == "speech":
+                found = score.speech(model, data, kw, say, data.problems)
             else:
                 found = score.classification(model, data, folder, options.batch_size, kw, say, data.problems)
             del model  # one model, and its run-time buffers, in memory at a time
@@ -144,7 +166,7 @@ def evaluate(
             if options.cost:
                 evaluated = replace(evaluated, cost=_cost(b.path, variant, [] if image else _texts(kind, data), say))
             results.append(evaluated)
-    headline = HEADLINE[kind].format(k=options.k)
+    headline = names[0] if kind == "tensors" else HEADLINE[kind].format(k=options.k)
     problems = data.problems
     dataset = Dataset(
         name=data.name, kind=kind, path=str(options.data), sha256=_sha256(files), items=score_items(kind, data),
@@ -171,7 +193,23 @@ def evaluate(
     return result
 
 
+def _metric_names(kind: str, data: Any, options: EvalOptions) -> list[str]:
+    """The metrics a set of KIND is scored on, as a budget names them; tensors: those asked for (else every one)
+    of each reference output, named ``metric_output`` when there are several."""
+    if kind != "tensors":
+        return [m.format(k=options.k) for m in METRICS[kind]]
+    wanted = options.metrics or tuple(TENSOR_METRICS)
+    outputs = sorted(data.expected)
+    if len(outputs) == 1:
+        return list(wanted)
+    return [f"{m}_{score.identifier(o)}" for o in outputs for m in wanted]
+
+
 def score_items(kind: str, data: Any) -> int:
     if kind == "retrieval":
         return len(data.qrels)
+    if kind == "speech":
+        return len(data.recordings)
+    if kind == "tensors":
+        return int(data.items)
     return len(data.scores) if kind == "similarity" else len(data.items)

@@ -9,37 +9,32 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EdgertError
-from . import metrics
+from ..errors import EdgertError, TaskError
+from ..tasks.audio import read_wav
+from . import metrics, slicing
 from .data import Labelled, Pairs, Problems, Retrieval
-from .records import ClassFigures, Metric
+from .records import ClassFigures, Metric, SegmentCounts
 from .records import Slice as SliceRecord
 from .search import top_k, unit
+from .signals import EXPECTED, Speech, Tensors
 
 Echo = Callable[[str], None]
 #: items per model call between progress lines, for long sets
 CHUNK = 512
-#: built-in length slices, in words (whitespace-separated): upper bounds, the last open
-WORD_BUCKETS = (3, 7, 15)
 
 
 def _interval(name: str, iv: metrics.Interval) -> Metric:
     return Metric(name, iv.value, iv.low, iv.high)
 
 
-def length_bucket(text: str) -> str:
-    words = len(text.split())
-    low = 1
-    for high in WORD_BUCKETS:
-        if words <= high:
-            return f"{low}-{high} words" if words else "empty"
-        low = high + 1
-    return f"{low}+ words"
-
-
-def slices(by: str, keys: Sequence[str], per_item: np.ndarray, metric: str, kw: dict[str, Any]) -> list[SliceRecord]:
-    """The mean of PER_ITEM within each key's items, with its interval."""
-    out = []
+def slices(
+    by: str, keys: Sequence[str], per_item: np.ndarray, metric: str, kw: dict[str, Any], *, single: bool = True
+) -> list[SliceRecord]:
+    """The mean of PER_ITEM within each key's items, with its interval; none when every item has one key and
+    SINGLE is off (a built-in slicing that does not cut the set only repeats the whole)."""
+    out: list[SliceRecord] = []
+    if not single and len(set(keys)) < 2:
+        return out
     keyed = np.asarray(keys, dtype=object)
     for key in sorted(set(keys)):
         members = per_item[keyed == key]
@@ -70,12 +65,28 @@ def retrieval(
     scored = sorted(data.qrels)  # retrieval_per_query's order
     headline = f"ndcg@{k}"
     found = [_interval(name, metrics.mean_interval(values, **kw)) for name, values in per_query.items()]
-    keys = [length_bucket(data.queries[q]) for q in scored]
+    texts = [data.queries[q] for q in scored]
     return {
         "items": len(scored),
         "metrics": tuple(found),
-        "slices": tuple(slices("query length", keys, per_query[headline], headline, kw)),
+        "slices": tuple(text_slices(model, "query ", texts, per_query[headline], headline, kw)),
+        "per_item": tuple(float(x) for x in per_query[headline]),
     }
+
+
+def text_slices(
+    model: Any, prefix: str, texts: list[str], per_item: np.ndarray, metric: str, kw: dict[str, Any]
+) -> list[SliceRecord]:
+    """The built-in text slices: length in words, writing system, and the share of words the model's tokenizer
+    splits or does not know (where the model has a tokenizer)."""
+    found = slices(prefix + "length", [slicing.length_bucket(t) for t in texts], per_item, metric, kw, single=False)
+    found += slices(prefix + "script", [slicing.script(t) for t in texts], per_item, metric, kw, single=False)
+    tokenizer = getattr(getattr(model, "encoder", None), "tokenizer", None)
+    if tokenizer is not None:
+        shares = slicing.oov_shares(tokenizer, texts)
+        keys = [slicing.oov_bucket(s) for s in shares]
+        found += slices(prefix + "vocabulary", keys, per_item, metric, kw, single=False)
+    return found
 
 
 def similarity(model: Any, data: Pairs, batch: tuple[int, int], kw: dict[str, Any], echo: Echo) -> dict[str, Any]:
@@ -163,7 +174,14 @@ def classification(
     if data.slices is not None:
         found_slices += slices("column", [data.slices[i] for i in keep], correct, "accuracy", kw)
     if folder is None:
-        found_slices += slices("text length", [length_bucket(data.items[i]) for i in keep], correct, "accuracy", kw)
+        found_slices += text_slices(model, "text ", [data.items[i] for i in keep], correct, "accuracy", kw)
+    else:
+        shapes = [slicing.image_shape(items[j]) for j in range(len(items)) if j not in bad_set]
+        sizes = [slicing.side_bucket(s) for s in shapes]
+        found_slices += slices("image size", sizes, correct, "accuracy", kw, single=False)
+        found_slices += slices(
+            "image aspect", [slicing.aspect_bucket(s) for s in shapes], correct, "accuracy", kw, single=False
+        )
     cm = metrics.confusion(gold, predicted, len(labels))
     return {
         "items": n,
@@ -172,4 +190,125 @@ def classification(
         "unscored": len(data.items) - n,
         "classes": classes,
         "confusion": tuple(tuple(int(x) for x in row) for row in cm),
+        "per_item": tuple(float(x) for x in correct),
+    }
+
+
+def _outputs(model: Any, data: Tensors, batch_size: int, echo: Echo) -> dict[str, np.ndarray]:
+    """The model's outputs named in the reference, for every item: in batches of BATCH_SIZE items along the first
+    axis, or one item at a time when the model takes a fixed batch (its first batched call fails and one item's
+    does not)."""
+    missing = sorted(set(model.input_names) - set(data.inputs))
+    if missing:
+        raise TaskError(f"{data.files[0]}: has no array for the model's input(s) {', '.join(missing)}")
+    unknown = sorted(set(data.expected) - set(model.output_names))
+    if unknown:
+        raise TaskError(
+            f"{data.files[0]}: reference {', '.join(unknown)} is not an output of the model "
+            f"(it gives {', '.join(model.output_names)})"
+        )
+    names = sorted(data.expected)
+    n = data.items
+    step = batch_size
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    start = 0
+    while start < n:
+        feeds = {k: data.inputs[k][start : start + step] for k in model.input_names}
+        try:
+            got = model.run(feeds, names)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors are not EdgertErrors
+            if step == 1 or start:
+                where = f"{data.files[0]}: items {start}-{start + step - 1}"
+                raise TaskError(f"{where}: the model refused them ({exc})") from None
+            step = 1  # a fixed batch of one: try again item by item
+            continue
+        for name in names:
+            parts[name].append(np.asarray(got[name]))
+        start += step
+        if n > CHUNK and start % CHUNK < step:
+            echo(f"    items {min(start, n):,}/{n:,}")
+    out = {name: np.concatenate(parts[name]) for name in names}
+    for name in names:
+        if out[name].shape != data.expected[name].shape:
+            raise TaskError(
+                f"{data.files[0]}: output {name} is {out[name].shape} over the items, the reference "
+                f"{EXPECTED}{name} is {data.expected[name].shape}"
+            )
+    return out
+
+
+def tensors(
+    model: Any, data: Tensors, wanted: Sequence[str], batch_size: int, kw: dict[str, Any], echo: Echo
+) -> dict[str, Any]:
+    """Each metric of WANTED (default: every one that applies) of each reference output, per item with its
+    interval; a metric is named plainly for one reference output and ``metric_OUTPUT`` for several."""
+    outputs = _outputs(model, data, batch_size, echo)
+    found = []
+    for output, got in outputs.items():
+        reference = data.expected[output]
+        for name in wanted or tuple(metrics.TENSOR_METRICS):
+            per_item, _ = metrics.TENSOR_METRICS[name]
+            try:
+                values = per_item(got, reference)
+            except ValueError:
+                if wanted:
+                    why = f"does not apply to output {output} of shape {got.shape[1:]}"
+                    raise TaskError(f"metric {name} {why}") from None
+                continue  # top1 of a regression output: not asked for, not scored
+            label = name if len(outputs) == 1 else f"{name}_{identifier(output)}"
+            found.append(_interval(label, metrics.mean_interval(values, **kw)))
+    return {"items": data.items, "metrics": tuple(found)}
+
+
+def identifier(name: str) -> str:
+    """An output name as a budget can spell it (lower case letters, digits and _)."""
+    return "".join(c if c.isalnum() else "_" for c in name.lower())
+
+
+#: the frames speech is counted over, in seconds
+FRAME = 0.01
+
+
+def speech(model: Any, data: Speech, kw: dict[str, Any], echo: Echo, problems: Problems) -> dict[str, Any]:
+    """Frame precision, recall and F1 (frames of FRAME seconds, pooled over the recordings) of the segments the
+    model's ``detect`` finds against the reference, with intervals over recordings; and the segment counts. A
+    recording whose sample rate is not the model's is skipped (resample it first)."""
+    counts: list[tuple[int, int, int]] = []
+    totals = {"reference": 0, "detected": 0, "matched": 0}
+    for i, (name, path) in enumerate(data.recordings.items(), 1):
+        try:
+            samples, rate = read_wav(path)
+        except EdgertError as exc:
+            problems.add(path, 0, str(exc).removeprefix(f"{path}: "))
+            continue
+        if rate != model.sample_rate:
+            problems.add(path, 0, f"{rate} Hz, the model takes {model.sample_rate} Hz (resample it, e.g. with sox)")
+            continue
+        found = model.detect(samples)
+        reference = data.segments[name]
+        seconds = len(samples) / rate
+        framed = metrics.frames(found, seconds, FRAME), metrics.frames(reference, seconds, FRAME)
+        counts.append(metrics.frame_counts(*framed))
+        totals["reference"] += len(reference)
+        totals["detected"] += len(found)
+        totals["matched"] += sum(any(a < e and s < b for a, b in found) for s, e in reference)
+        if len(data.recordings) > 20 and i % 20 == 0:
+            echo(f"    recordings {i:,}/{len(data.recordings):,}")
+    if not counts:
+        raise TaskError(f"{data.name}: no recording could be scored ({problems.total} skipped)")
+    c = np.asarray(counts, dtype=np.float64)
+    boot = {key: kw[key] for key in ("draws", "level", "seed")}
+
+    def pooled(j: int) -> Callable[[np.ndarray], float]:
+        return lambda i: metrics.prf(*c[i].sum(0))[j]
+
+    found_metrics = [
+        _interval(name, metrics.bootstrap(pooled(j), len(c), **boot))
+        for j, name in enumerate(("frame_precision", "frame_recall", "frame_f1"))
+    ]
+    return {
+        "items": len(counts),
+        "metrics": tuple(found_metrics),
+        "segments": SegmentCounts(**totals),
+        "unscored": len(data.recordings) - len(counts),
     }

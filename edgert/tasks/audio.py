@@ -154,6 +154,7 @@ class AudioStream(Task):
     tasks = ("audio-stream",)
     input_kind = "audio"
     import_task = "audio-stream"
+    eval_kinds = ("speech",)
     import_options = frozenset(
         {"output", "output_kind", "sample_rate", "window", "context", "audio_input", "sample_rate_input", "states"}
     )

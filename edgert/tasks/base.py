@@ -62,7 +62,8 @@ class Task:
     bench_call: ClassVar[str | None] = None
     #: serves any bundle, whatever its task (the raw session)
     accepts_any_bundle: ClassVar[bool] = False
-    #: the kinds of evaluation set ``edgert eval`` scores it on: "retrieval", "similarity", "classification"
+    #: the kinds of evaluation set ``edgert eval`` scores it on: "retrieval", "similarity", "classification",
+    #: "speech", "tensors" (a tensors set runs any bundle raw)
     eval_kinds: ClassVar[tuple[str, ...]] = ()
 
     def __init__(

@@ -24,6 +24,7 @@ class RawModel(Task):
 
     tasks = ("raw",)
     import_task = "raw"
+    eval_kinds = ("tensors",)
     accepts_any_bundle = True  # load(path, task="raw") gives the bare session of any bundle
 
     def __init__(
