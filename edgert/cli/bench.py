@@ -164,13 +164,35 @@ def run_bench(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> 
     return 0
 
 
+def _schema(path: str) -> str:
+    """The format a result file says it has ("" when it is not JSON with a schema: the loader then says why)."""
+    import json
+
+    from ..bench.records import MAX_BYTES
+
+    try:
+        data = json.loads(safepath.read_bounded(Path(path), MAX_BYTES, error=EdgertError, what=path))
+    except (OSError, ValueError, RecursionError, EdgertError):
+        return ""
+    schema = data.get("schema") if isinstance(data, dict) else None
+    return schema if isinstance(schema, str) else ""
+
+
 def run_compare(args: Namespace) -> int:
+    threshold = _percent(args.threshold, "--threshold")
+    fail_on = _percent(args.fail_on, "--fail-on") if args.fail_on else None
+    kinds = [_schema(p).startswith("edgert.eval/") for p in (args.a, args.b)]
+    if any(kinds):
+        if not all(kinds):
+            which = args.a if kinds[0] else args.b
+            raise EdgertError(f"{which} is an eval result and the other is not: compare two of a kind")
+        from .eval import run_compare_eval
+
+        return run_compare_eval(args, threshold, fail_on)
     require("scipy", "bench")
     from ..bench import records
     from ..bench.compare import compare, decide, differences
 
-    threshold = _percent(args.threshold, "--threshold")
-    fail_on = _percent(args.fail_on, "--fail-on") if args.fail_on else None
     a, b = records.load(args.a), records.load(args.b)  # a file that is not a result: one line saying where
     differ = differences(a, b)
     if differ and not args.force:

@@ -166,3 +166,29 @@ def run_eval(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> i
     if result.decision is not None and result.decision.chosen is None:
         return 1
     return 0
+
+
+def run_compare_eval(args: Namespace, threshold: float, fail_on: float | None) -> int:
+    """`edgert compare` on two eval results: quality per variant, tested item by item where it can be."""
+    from ..eval.compare import compare, differences
+    from ..eval.records import load
+
+    a, b = load(args.a), load(args.b)
+    differ = differences(a, b)
+    if differ and not args.force:
+        raise EdgertError(
+            f"{args.a} and {args.b} evaluate different things ({'; '.join(differ)}); pass --force to compare anyway"
+        )
+    changes = compare(a, b)
+    if not changes:
+        raise EdgertError(f"{args.a} and {args.b} share no variant and metric to compare")
+    if differ:
+        print(f"note: --force: comparing different evaluations ({'; '.join(differ)}); nothing is tested item by item")
+    regressed = False
+    for ch in changes:
+        line = ch.describe(threshold)
+        if ch.regression(threshold):
+            line = "REGRESSION  " + line
+            regressed |= fail_on is not None and ch.regression(fail_on)
+        print(line)
+    return 1 if regressed else 0

@@ -192,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", default=None, metavar="PATH.png", help="latency histogram and CDF, throughput")
     p.add_argument("--quick", action="store_true", help="short runs, for a smoke test (flags given still win)")
 
-    p = _command(sub, "compare", help="compare two bench results; flags significant regressions")
-    p.add_argument("a", help="baseline result JSON")
+    p = _command(sub, "compare", help="compare two bench results, or two eval results; flags significant regressions")
+    p.add_argument("a", help="baseline result JSON (bench or eval)")
     p.add_argument("b", help="new result JSON")
     p.add_argument(
         "--fail-on", default=None, metavar="PCT", help="exit 1 on a significant regression beyond PCT, e.g. 5%%"

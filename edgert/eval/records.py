@@ -175,3 +175,20 @@ class EvalResult:
     def save(self, path: Path) -> None:
         body = json.dumps(self.to_json(), indent=1, allow_nan=False) + "\n"
         safepath.write_output(path, body, error=RecordError, what="eval result")
+
+
+#: an evaluation is figures and up to one value per item: a file past this is not one
+MAX_BYTES = 256 * 2**20
+
+
+def load(path: str | Path) -> EvalResult:
+    """An eval result file; RecordError (one line, saying where) for a file that is not one."""
+    path = Path(path)
+    try:
+        text = safepath.read_bounded(path, MAX_BYTES, error=RecordError, what=str(path))
+        data = json.loads(text)
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot read ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        raise RecordError(f"{path}: not valid JSON ({exc})") from None
+    return EvalResult.from_json(data, str(path))
