@@ -38,8 +38,15 @@ def cmd_export(args: Namespace) -> int:
     options = from_args(export.ExportOptions, args)
     from .render import print_card
 
+    judge = None
+    if args.eval or args.eval_budget:  # the set is read and the budget checked before the export's work
+        if not (args.eval and args.eval_budget):
+            raise EdgertError("--eval and --eval-budget go together: a task set and the budget to meet on it")
+        from ..eval.judge import TaskJudge
+
+        judge = TaskJudge(args.eval, args.eval_budget)
     try:
-        bundle = export.export_bundle(args.source, args.output, options)
+        bundle = export.export_bundle(args.source, args.output, options, judge=judge)
     except export.BudgetMissError as miss:
         print_card(Bundle.open(miss.path))
         print(f"edgert: {miss}", file=sys.stderr)

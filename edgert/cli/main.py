@@ -99,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="a local Hugging Face model directory, a catalog name (minilm), or a hub id")
     p.add_argument("-o", "--output", required=True, help="bundle directory to create")
     add_options(p, ExportOptions)
+    p.add_argument(
+        "--eval", default=None, metavar="DATA",
+        help="with --quantize auto: judge the recipes on this task set (any set edgert eval reads) instead of "
+        "agreement with fp32",
+    )  # fmt: skip
+    p.add_argument(
+        "--eval-budget", default=None, metavar="SPEC",
+        help='the task budget for --eval, met on the interval\'s lower bound, e.g. "ndcg@10>=0.83"',
+    )  # fmt: skip
 
     p = _command(sub, "import", help="make a bundle from a ready ONNX file, with its pre- and post-processing")
     p.add_argument("model", help="the .onnx file (its external-data files are copied too)")

@@ -54,10 +54,15 @@ def card_rows(bundle: Bundle) -> list[tuple[str, str]]:
     if search:
         t = search["timing"]
         budget = search.get("budget")
+        if budget and "task" in budget:
+            task, data = budget["task"], budget["task"]["data"]
+            said = f"task budget {task['budget']} on {data['name']} ({data['items']} items, interval's lower bound), "
+        else:
+            said = f"budget {budget['metric']} >= {budget['value']}, " if budget else "fixed recipe, "
         rows.append(
             (
                 "search",
-                (f"budget {budget['metric']} >= {budget['value']}, " if budget else "fixed recipe, ")
+                said
                 + f"chosen {search.get('chosen') or 'none'}, default {search.get('default')}; "
                 + f"timed on {t['cpu']} ({t['host_target']}{'' if t['on_target'] else ', NOT the target'}), "
                 + "1 thread, batch 1",
@@ -73,6 +78,12 @@ def card_rows(bundle: Bundle) -> list[tuple[str, str]]:
                     f"{r['latency_ms']:.2f} ms ({r['speedup_vs_fp32']:.2f}x fp32), {r['size_bytes'] / 1e6:.1f} MB, "
                     f"worst cos {r['min_cosine']:.4f}, mean {r['mean_cosine']:.4f}, "
                     f"invariance {r['batch_invariance']:.6f}"
+                    + (
+                        f", {r['task']['metric']} {r['task']['value']:.4f} [{r['task']['low']:.4f}, "
+                        f"{r['task']['high']:.4f}]"
+                        if "task" in r
+                        else ""
+                    )
                     + ("" if r["recipe"] == "fp32" else (", meets" if r["meets_budget"] else ", misses")),
                 )
             )

@@ -116,13 +116,8 @@ def evaluate(
     if twice:  # results are named by folder and variant
         raise TaskError(f"two bundles are both named {twice[0]!r}: evaluate bundles in folders of different names")
     image = any(registry.pipeline(b.task).input_kind == "image" for b in opened)
-    unknown = [m for m in options.metrics if m not in TENSOR_METRICS]
-    check(not unknown, "metrics", f"{', '.join(unknown)} is not a metric edgert has ({', '.join(TENSOR_METRICS)})")
     data_path = Path(options.data)
-    kind, data = _read(data_path, options, image)
-    mine = f"chooses a raw model's metrics; a {kind} set has its own"
-    check(not options.metrics or kind == "tensors", "metrics", mine)
-    names = _metric_names(kind, data, options)
+    kind, data, names = read_set(options, image)
     if budget:  # a budget naming a metric this set has not is refused before any scoring
         decide.check_names(budget, names)
     for b in opened:
@@ -134,12 +129,9 @@ def evaluate(
                 f"{b.path}: a {b.task} bundle is not scored on a {kind} set"
                 + (f" (it is on {', '.join(can)})" if can else " (edgert eval does not score this task yet)")
             )
-    files = tuple(Path(f) for f in data.files)
     size = f"{len(data.corpus):,} documents, " if kind == "retrieval" else ""
     skipped = f"; {data.problems.total} rows skipped" if data.problems.total else ""
     say(f"eval: {kind} set {Path(options.data).name}: {size}{score_items(kind, data):,} items{skipped}")
-    kw: dict[str, Any] = {"draws": options.draws, "level": options.level, "seed": options.seed}
-    batch = (options.batch_size, options.max_tokens)
     folder = (data_path if data_path.is_dir() else data_path.parent) if image else None
     for b in opened:  # every variant asked for exists, before any work
         missing = [v for v in options.variants if v not in b.models]
@@ -150,16 +142,7 @@ def evaluate(
         for variant in options.variants or tuple(b.models):
             say(f"  {b.path.name}:{variant}: scoring")
             model: Any = load(b.path, variant=variant, task="raw" if kind == "tensors" else None)
-            if kind == "retrieval":
-                found = score.retrieval(model, data, options.k, batch, kw, say)
-            elif kind == "similarity":
-                found = score.similarity(model, data, batch, kw, say)
-            elif kind == "tensors":
-                found = score.tensors(model, data, options.metrics, options.batch_size, kw, say)
-            elif kind == "speech":
-                found = score.speech(model, data, kw, say, data.problems)
-            else:
-                found = score.classification(model, data, folder, options.batch_size, kw, say, data.problems)
+            found = score_model(kind, model, data, options, folder, say)
             del model  # one model, and its run-time buffers, in memory at a time
             entry = b.files[b.models[variant]]
             evaluated = Evaluated(bundle=str(b.path), variant=variant, model_sha256=entry.sha256, **found)
@@ -167,11 +150,7 @@ def evaluate(
                 evaluated = replace(evaluated, cost=_cost(b.path, variant, [] if image else _texts(kind, data), say))
             results.append(evaluated)
     headline = names[0] if kind == "tensors" else HEADLINE[kind].format(k=options.k)
-    problems = data.problems
-    dataset = Dataset(
-        name=data.name, kind=kind, path=str(options.data), sha256=_sha256(files), items=score_items(kind, data),
-        skipped=problems.total, problems=tuple(str(p) for p in problems.shown),
-    )  # fmt: skip
+    dataset = dataset_record(kind, data, options)
     result = EvalResult(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         machine=describe(),
@@ -191,6 +170,43 @@ def evaluate(
         for path in record(result):
             say(f"eval: recorded in {path}'s card")
     return result
+
+
+def score_model(
+    kind: str, model: Any, data: Any, options: EvalOptions, folder: Path | None, echo: score.Echo
+) -> dict[str, Any]:
+    """One loaded pipeline's fields of an ``Evaluated`` record on a set of KIND (FOLDER: where image paths are
+    relative to, for image sets)."""
+    kw: dict[str, Any] = {"draws": options.draws, "level": options.level, "seed": options.seed}
+    batch = (options.batch_size, options.max_tokens)
+    if kind == "retrieval":
+        return score.retrieval(model, data, options.k, batch, kw, echo)
+    if kind == "similarity":
+        return score.similarity(model, data, batch, kw, echo)
+    if kind == "tensors":
+        return score.tensors(model, data, options.metrics, options.batch_size, kw, echo)
+    if kind == "speech":
+        return score.speech(model, data, kw, echo, data.problems)
+    return score.classification(model, data, folder, options.batch_size, kw, echo, data.problems)
+
+
+def read_set(options: EvalOptions, image: bool) -> tuple[str, Any, list[str]]:
+    """(kind, the set, the metric names a budget may use) of ``options.data``, refused before any work when
+    ``options`` do not fit it."""
+    unknown = [m for m in options.metrics if m not in TENSOR_METRICS]
+    check(not unknown, "metrics", f"{', '.join(unknown)} is not a metric edgert has ({', '.join(TENSOR_METRICS)})")
+    kind, data = _read(Path(options.data), options, image)
+    mine = f"chooses a raw model's metrics; a {kind} set has its own"
+    check(not options.metrics or kind == "tensors", "metrics", mine)
+    return kind, data, _metric_names(kind, data, options)
+
+
+def dataset_record(kind: str, data: Any, options: EvalOptions) -> Dataset:
+    problems = data.problems
+    return Dataset(
+        name=data.name, kind=kind, path=str(options.data), sha256=_sha256(tuple(Path(f) for f in data.files)),
+        items=score_items(kind, data), skipped=problems.total, problems=tuple(str(p) for p in problems.shown),
+    )  # fmt: skip
 
 
 def _metric_names(kind: str, data: Any, options: EvalOptions) -> list[str]:

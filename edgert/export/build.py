@@ -171,13 +171,20 @@ def export_bundle(
     options: ExportOptions | None = None,
     *,
     echo: Callable[[str], None] | None = None,
+    judge: search.Judge | None = None,
 ) -> Bundle:
     """Exports SOURCE to a bundle at OUT. Built in a temporary sibling directory and renamed into place.
 
     With ``quantize="auto"`` and no recipe meeting the budget, the bundle is still written, with fp32 as its
     default model and the search in its card, and ``BudgetMissError`` is raised unless ``allow_miss``.
+    A ``judge`` (``edgert.eval.judge.TaskJudge``: a task set and a quality budget) makes the search keep the
+    fastest recipe whose task metric meets that budget, instead of the agreement budget.
     """
     options = options or ExportOptions()
+    if judge is not None and options.quantize != "auto":
+        raise ExportError(
+            f"a task budget (--eval) chooses among recipes: it goes with --quantize auto, not {options.quantize}"
+        )
     out = Path(out).expanduser().absolute()
     out = out.parent.resolve() / out.name  # a symlink at OUT itself is not followed: check_output refuses it
     source = resolve(source_spec)
@@ -251,9 +258,14 @@ def export_bundle(
         if quantize:
             assert data is not None  # calibration data is read whenever there is something to quantize
             auto = options.quantize == "auto"
+            agreement_on = "top-1" if task.endswith("classification") else "worst cosine"
+            budget_text = (
+                f"{judge.describe()['budget']} on {judge.describe()['data']['name']}"
+                if judge is not None
+                else f"{options.accuracy_budget} {agreement_on} vs fp32"
+            )
             what = (
-                f"search {len(candidates)} recipes for {target} (budget {options.accuracy_budget} "
-                f"{'top-1' if task.endswith('classification') else 'worst cosine'} vs fp32, batch-invariant)"
+                f"search {len(candidates)} recipes for {target} (budget {budget_text}, batch-invariant)"
                 if auto
                 else f"quantize with {candidates[0].name} for {target} and measure it"
             )
@@ -267,6 +279,7 @@ def export_bundle(
                         target=target,
                         budget=search.Budget(options.accuracy_budget) if auto else None,
                         echo=steps.echo,
+                        judge=judge,
                     )
             if chosen is not None:
                 variant = search.variant_name(chosen)
@@ -332,10 +345,15 @@ def export_bundle(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if record is not None and not record["met"] and not options.allow_miss:
+        b = record["budget"]
+        wanted = (
+            f"{b['task']['budget']} on {b['task']['data']['name']}, judged on the interval's lower bound"
+            if "task" in b
+            else f"{options.accuracy_budget} {b['metric']} vs fp32"
+        )
         raise BudgetMissError(
-            f"no recipe met the budget ({options.accuracy_budget} {record['budget']['metric']} vs fp32 and "
-            f"batch invariance >= {record['budget']['batch_invariance']}); wrote {out} with fp32 as its default "
-            "model and the search in its card (edgert inspect); --allow-miss accepts this",
+            f"no recipe met the budget ({wanted}, and batch invariance >= {b['batch_invariance']}); wrote {out} "
+            "with fp32 as its default model and the search in its card (edgert inspect); --allow-miss accepts this",
             out,
         )
     return Bundle.open(out)

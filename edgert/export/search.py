@@ -4,7 +4,12 @@ and keep the fastest one that meets the accuracy budget and is batch-invariant.
 Every candidate is judged the same way, side by side in one process:
 - agreement with the fp32 model, each validation item run alone (worst and mean cosine; top-1 for classifiers);
 - batch invariance: each item alone versus inside shuffled batches of 32;
-- latency: batch 1, one thread, the median over interleaved rounds of the time per item on a spread of lengths.
+- latency: batch 1, one thread, the median over interleaved rounds of the time per item on a spread of lengths;
+- with a ``Judge`` (``edgert export --eval DATA --eval-budget ...``): the task metric on the user's own set, whose
+  budget, met on its interval's lower bound, replaces the agreement budget (agreement is still measured and kept).
+
+The judge is handed in by the caller (the CLI builds it from ``edgert.eval``): export measures with what it is
+given and does not import the evaluation room, which stands above it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -45,6 +50,27 @@ class Budget:
     def __post_init__(self) -> None:
         if not 0.0 < self.value <= 1.0:
             raise ExportError(f"accuracy budget must be in (0, 1], got {self.value}")
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    """A model's task metric on the judge's set, with its interval, and whether the judge's budget holds."""
+
+    metric: str
+    value: float
+    low: float
+    high: float
+    passed: bool
+
+
+class Judge(Protocol):
+    """Scores one loaded pipeline on a task set against a quality budget (``edgert.eval.judge.TaskJudge``)."""
+
+    def describe(self) -> dict[str, Any]:
+        """The set (name, kind, sha256, items) and the budget, for the card's search record."""
+        ...
+
+    def __call__(self, variant: str, model: Any) -> TaskScore: ...
 
 
 def variant_name(recipe: recipes.Recipe) -> str:
@@ -92,6 +118,14 @@ def time_models(models: dict[str, Any], items: Sequence[Any], rounds: int = TIMI
     return {name: stats.median(s) for name, s in samples.items()}
 
 
+def _task_row(t: TaskScore) -> dict[str, Any]:
+    return {"metric": t.metric, "value": t.value, "low": t.low, "high": t.high, "passed": t.passed}
+
+
+def _task_line(t: TaskScore) -> str:
+    return f"{t.metric} {t.value:.4f} [{t.low:.4f}, {t.high:.4f}] {'passes' if t.passed else 'fails'} the task budget"
+
+
 def _timing_host(target: str) -> dict[str, Any]:
     host_target = quantization_target()
     return {
@@ -114,10 +148,12 @@ def run(
     target: str,
     budget: Budget | None,
     echo: Callable[[str], None],
+    judge: Judge | None = None,
 ) -> tuple[recipes.Recipe | None, dict[str, Any], dict[str, Any]]:
     """Builds and judges ``candidates`` in ``root`` (which holds model.onnx). Leaves the chosen model there as
     ``model.<variant>.onnx`` and deletes the rest. Returns (chosen recipe or None, its details, the card's
-    ``search`` record). With ``budget=None`` the single candidate is kept whatever it scores."""
+    ``search`` record). With ``budget=None`` the single candidate is kept whatever it scores. With a JUDGE, a
+    candidate meets the budget when the judge's task budget holds and it is batch-invariant."""
     task = manifest["task"]
     kind = quality.kind_of(task)
     pipeline = registry.pipeline(task)
@@ -168,17 +204,28 @@ def run(
         for name in built:
             models[name] = pipeline(bundle, variant=name, config=_TIMING)
     scored: dict[str, dict[str, Any]] = {}
+    tasks: dict[str, TaskScore] = {}
+    if judge is not None:
+        echo(f"  judging fp32 on {judge.describe()['data']['name']} ...")
+        tasks["fp32"] = judge("fp32", ref_model)
+        echo(f"  fp32: {_task_line(tasks['fp32'])}")
     for name, (_, _, details, seconds) in built.items():
         got = quality.alone(models[name], validation)
         stats = quality.agreement(ref_alone, got, kind=kind)
         inv = quality.batch_invariance(models[name], validation, single=got)
         scored[name] = {"stats": stats, "invariance": inv, "details": details, "seconds": seconds}
+        if judge is not None:
+            tasks[name] = judge(name, models[name])
     echo(f"  timing fp32 and {len(built)} candidates: batch 1, one thread, {TIMING_ROUNDS} interleaved rounds ...")
     latency = time_models(models, timing_items)
     for name, (recipe, path, _, seconds) in built.items():
         s = scored[name]
         value = quality.score(s["stats"], kind)
-        meets = budget is None or (value >= budget.value and s["invariance"]["min_cosine"] >= budget.invariance)
+        invariant = budget is None or s["invariance"]["min_cosine"] >= budget.invariance
+        if judge is not None:
+            meets = tasks[name].passed and invariant
+        else:
+            meets = budget is None or (value >= budget.value and invariant)
         row = {
             "recipe": name,
             "kind": recipe.kind,
@@ -194,11 +241,14 @@ def run(
         }
         if kind == "classifier":
             row["top1_agreement"] = s["stats"]["top1_agreement"]
+        if judge is not None:
+            row["task"] = _task_row(tasks[name])
         rows.append(row)
         echo(
             f"  {name}: worst {'top-1' if kind == 'classifier' else 'cosine'} {value:.4f}, mean cosine "
             f"{row['mean_cosine']:.4f}, batch invariance {row['batch_invariance']:.6f}, "
             f"{row['speedup_vs_fp32']:.2f}x fp32, {row['size_bytes'] / 1e6:.1f} MB"
+            + (f", {_task_line(tasks[name])}" if judge is not None else "")
             + ("" if budget is None else ("  meets the budget" if meets else "  misses"))
         )
     passing = [r for r in rows if r.get("meets_budget")]
@@ -229,7 +279,8 @@ def run(
             "mean_cosine": 1.0,
             "batch_invariance": fp32_invariance["min_cosine"],
             "batch_invariant": fp32_invariance["invariant"],
-            "meets_budget": True,
+            "meets_budget": True if judge is None else tasks["fp32"].passed,
+            **({"task": _task_row(tasks["fp32"])} if judge is not None else {}),
         },
     )
     record: dict[str, Any] = {
@@ -240,7 +291,9 @@ def run(
             "metric": "top1_agreement" if kind == "classifier" else "min_cosine",
             "value": budget.value,
             "batch_invariance": budget.invariance,
-        },
+        }
+        if judge is None
+        else {"task": judge.describe(), "batch_invariance": budget.invariance},
         "target": target,
         "timing": {**host, "items": len(timing_items), "rounds": TIMING_ROUNDS, "fp32_latency_ms": latency["fp32"]},
         "data": data.describe(),
