@@ -317,8 +317,8 @@ def test_cost_comes_from_a_real_bench_run_and_the_report_says_how_energy_was_had
 
 
 @SLOW_UNDER_QEMU
-def test_record_writes_each_variant_into_the_card_replacing_only_its_own_entry(minilm_bundle, small_set, tmp_path):
-    """--record keeps every file hash (the bundle still verifies), writes one entry per variant with the metrics
+def test_card_writes_each_variant_into_the_card_replacing_only_its_own_entry(minilm_bundle, small_set, tmp_path):
+    """--card keeps every file hash (the bundle still verifies), writes one entry per variant with the metrics
     the result holds, replaces that entry on a second run of the same set, and edgert inspect shows it."""
     import shutil
 
@@ -327,7 +327,7 @@ def test_record_writes_each_variant_into_the_card_replacing_only_its_own_entry(m
 
     copy = Path(shutil.copytree(minilm_bundle, tmp_path / "minilm"))
     before = json.loads((copy / "edgert.json").read_text())
-    result = evaluate([copy], EvalOptions(data=small_set, cost=False, draws=200, record=True))
+    result = evaluate([copy], EvalOptions(data=small_set, cost=False, draws=200, card=True))
     after = Bundle.open(copy, verify=True)  # every file hash still holds
     entries = after.card["evaluations"]
     assert {e["variant"] for e in entries} == set(before["models"])
@@ -337,7 +337,7 @@ def test_record_writes_each_variant_into_the_card_replacing_only_its_own_entry(m
                                            "high": r.metric("ndcg@10").high}  # fmt: skip
         assert e["dataset_sha256"] == result.dataset.sha256 and e["model_sha256"] == r.model_sha256
     assert json.loads((copy / "edgert.json").read_text())["files"] == before["files"]
-    evaluate([copy], EvalOptions(data=small_set, variants=("fp32",), cost=False, draws=200, seed=1, record=True))
+    evaluate([copy], EvalOptions(data=small_set, variants=("fp32",), cost=False, draws=200, seed=1, card=True))
     again = Bundle.open(copy).card["evaluations"]
     assert len(again) == len(entries)  # the fp32 entry replaced, the other kept
     assert [e for e in again if e["variant"] != "fp32"] == [e for e in entries if e["variant"] != "fp32"]

@@ -118,6 +118,9 @@ def run_bench(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> 
     from ..bench.runner import run
 
     limits = _limits(args.budget)  # a bad budget is a usage error before any work
+    from ..history import recorder
+
+    store = recorder.url_for(args.store) if recorder.wanted(args.record) else None  # a bad URL: before measuring
     spec = args.target
     target = Path(spec) if spec and spec.endswith(".onnx") else resolve_bundle(spec)
     if not target.exists():
@@ -151,6 +154,8 @@ def run_bench(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> 
             safepath.write_output(Path(args.markdown), report.markdown(result), error=EdgertError, what="--markdown")
     if args.plot and result.configs:
         report.plot(result, Path(args.plot))
+    if store is not None and result.complete:  # after the run's own output: a store that fails costs nothing else
+        recorder.record(result, store, lambda line: print(line, file=sys.stderr))
     if not result.complete:
         saved = f"; samples so far saved to {args.json}" if args.json else ""
         print(f"edgert: interrupted during {result.interrupted_in}{saved}", file=sys.stderr)

@@ -312,6 +312,12 @@ def cmd_eval(args: Namespace) -> int:
     return run_eval(args, resolve_bundle)
 
 
+def cmd_history(args: Namespace) -> int:
+    from .history import run_history
+
+    return run_history(args)
+
+
 def cmd_check(args: Namespace) -> int:
     from .check import run_check
 

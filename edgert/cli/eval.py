@@ -149,6 +149,9 @@ def run_eval(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> i
         require("matplotlib", "plot")
         if not options.cost:
             raise EdgertError("--plot draws quality against cost, which --no-cost turns off")
+    from ..history import recorder
+
+    store = recorder.url_for(args.store) if recorder.wanted(args.record) else None  # a bad URL: before any work
     bundles = [resolve_bundle(b) for b in args.bundles]
     result = evaluate(bundles, options, budget=args.budget, echo=_echo)
     if args.json:
@@ -163,6 +166,8 @@ def run_eval(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> i
         from ..eval.plot import plot
 
         _echo(f"eval: plot in {plot(result, Path(args.plot))}")
+    if store is not None:
+        recorder.record(result, store, _echo)
     if result.decision is not None and result.decision.chosen is None:
         return 1
     return 0

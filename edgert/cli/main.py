@@ -56,6 +56,7 @@ EXAMPLES = {
     "compare": "edgert compare baseline.json run.json --fail-on 5%",
     "eval": 'edgert eval ./minilm-bundle --data ./my-beir-set --budget "ndcg@10>=0.80,p95<=20ms" --json eval.json',
     "device": "edgert device",
+    "history": 'edgert history trend --metric "p50 threads=1" --model minilm',
 }
 
 
@@ -88,6 +89,28 @@ def _add_text_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", "-t", action="append", default=[], metavar="TEXT", help="a text (repeatable)")
     p.add_argument("--file", "-f", default=None, help="read texts from FILE, one per line ('-' for stdin)")
     p.add_argument("--batch-size", type=_positive, default=32, help="texts or images per model call (default 32)")
+
+
+_FILTERS = {
+    "device": "runs on this device (EDGERT_DEVICE, else the host name, when they ran)",
+    "model": "runs of this bundle (its folder name)",
+    "variant": "runs of this model variant (fp32, int8, ...)",
+    "kind": "bench, eval, check or tune",
+    "version": "runs made by this edgert version",
+    "since": "runs on or after this date (ISO, e.g. 2026-12-01)",
+    "until": "runs on or before this date",
+}
+
+
+def _add_record_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--record", action="store_true", help="remember the result in the results store (or EDGERT_RECORD=1)"
+    )
+    p.add_argument(
+        "--store", default=None, metavar="URL",
+        help="the store --record writes: a SQLite file or a postgresql:// URL (default: EDGERT_STORE, else "
+        "EDGERT_HOME/history.sqlite)",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--plot", default=None, metavar="PATH.png", help="latency histogram and CDF, throughput")
     p.add_argument("--quick", action="store_true", help="short runs, for a smoke test (flags given still win)")
+    _add_record_args(p)
 
     p = _command(sub, "compare", help="compare two bench results, or two eval results; flags significant regressions")
     p.add_argument("a", help="baseline result JSON (bench or eval)")
@@ -237,6 +261,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--plot", default=None, metavar="PATH.png", help="quality against p50 and energy, the Pareto front marked"
     )
+    _add_record_args(p)
+
+    p = _command(sub, "history", help="the runs a results store remembers: list, show, trend, gate, export, import")
+    p.add_argument("--store", default=None, metavar="URL", help="a SQLite file or a postgresql:// URL")
+    hist = p.add_subparsers(dest="history", metavar="ACTION", parser_class=_Parser)
+    for name, text in (
+        ("list", "the runs that match, oldest first"),
+        ("show", "one run, every metric"),
+        ("trend", "steps in a metric over each series of runs (device, model, variant)"),
+        ("gate", "the latest run against the ones before it; exit 1 on a real regression"),
+        ("export", "the runs that match as JSON lines"),
+        ("import", "runs from a JSON-lines file (a run already stored is skipped)"),
+    ):
+        q = hist.add_parser(name, help=text, formatter_class=_Help)
+        if name == "show":
+            q.add_argument("uid", help="a run's uid, or its first digits")
+        if name in ("export", "import"):
+            q.add_argument("file", metavar="FILE.jsonl")
+        if name == "import":
+            continue
+        for flag in ("device", "model", "variant", "kind", "version", "since", "until"):
+            q.add_argument(f"--{flag}", default=None, help=_FILTERS[flag])
+        if name in ("trend", "gate"):
+            q.add_argument("--metric", required=True, help='e.g. "p50 threads=1", "ndcg@10" (edgert history show)')
+            q.add_argument("--threshold", default="5%", help="changes within this are not steps or regressions")
+        elif name in ("list", "export"):
+            q.add_argument("--metric", default=None, help="only runs that have this metric")
+        if name == "gate":
+            q.add_argument("--last", type=int, default=10, help="how many earlier runs make the baseline")
+        if name == "list":
+            q.add_argument("--json", action="store_true", help="the runs as JSON")
 
     _command(sub, "device", help="describe this device: CPU, ISA features, board, energy meters, kernels")
     return parser

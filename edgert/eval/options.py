@@ -42,7 +42,7 @@ class EvalOptions:
     level: float = option(0.95, help="the intervals' coverage")
     seed: int = option(0, help="the bootstrap's random seed")
     cost: bool = option(True, help="measure each variant's p50, energy and peak RSS with bench's quick settings")
-    record: bool = option(False, help="write the result into each bundle's card (card.evaluations; hashes untouched)")
+    card: bool = option(False, help="write the result into each bundle's card (card.evaluations; hashes untouched)")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", Path(self.data))  # frozen: a str from Python callers becomes a Path once

@@ -164,7 +164,7 @@ def evaluate(
         draws=options.draws,
         level=options.level,
     )
-    if options.record:
+    if options.card:
         from .card import record
 
         for path in record(result):
