@@ -6,6 +6,7 @@ from .bundle import Bundle
 from .errors import EdgertError
 from .eval import evaluate
 from .kernels import IMPLEMENTATION as KERNELS
+from .monitor.watch import monitor
 from .session import SessionConfig
 from .tasks import AudioStream, ImageClassifier, Prediction, RawModel, Task, TextClassifier, TextEmbedder
 from .tasks.image_map import ImageMap
@@ -14,6 +15,7 @@ __all__ = [
     "__version__",
     "load",
     "evaluate",
+    "monitor",
     "Bundle",
     "SessionConfig",
     "TextEmbedder",

@@ -81,7 +81,7 @@ def test_a_version_1_store_migrates_with_its_rounds(url):
         assert old.version == 1
         old.add(runs)
     with Store(url) as s:
-        assert s.version == store_mod.LATEST == 2
+        assert s.version == store_mod.LATEST == 3
         assert s.runs() == runs
         cur = s._conn.cursor()
         n = cur.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]

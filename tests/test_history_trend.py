@@ -124,3 +124,47 @@ def test_eval_record_keeps_each_variant_with_its_intervals(minilm_bundle, tmp_pa
     assert main([*argv, "--store", str(tmp_path / "no" / "dir.sqlite")]) == 2  # refused before any work
     err = capsys.readouterr().err
     assert "does not exist" in err and "scoring" not in err
+
+
+def test_check_record_keeps_the_agreement_and_leaves_the_card_alone(minilm_bundle, tmp_path, capsys):
+    import shutil
+
+    copy = shutil.copytree(minilm_bundle, tmp_path / "minilm")
+    before = (copy / "edgert.json").read_text()
+    store = tmp_path / "h.sqlite"
+    assert main(["check", str(copy), "--no-card", "--record", "--store", str(store), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (copy / "edgert.json").read_text() == before  # --no-card: the card is untouched
+    with Store(str(store)) as s:
+        (run,) = s.runs(Filter(kind="check"))
+    assert run.measure("min_cosine").value == printed["min_cosine"] and run.variant == printed["variant"]
+    assert run.measure("batch_invariance").value == printed["batch_invariance"]["min_cosine"]
+
+
+def test_the_report_is_one_html_file_with_a_figure_per_series_and_the_step_marked(stores, tmp_path, capsys):
+    html5lib = pytest.importorskip("html5lib", reason="html5lib (the dev extra) parses the report as browsers do")
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    _, stepped = stores
+    page = tmp_path / "report.html"
+    argv = ["history", "--store", str(stepped), "report", str(page), "--threshold", THRESHOLD]
+    assert main(argv) == 0
+    assert "2 figure(s)" in capsys.readouterr().out  # p50 and throughput: the metrics with rounds
+    doc = html5lib.HTMLParser(strict=True, namespaceHTMLElements=False).parse(page.read_text())
+    images = doc.findall(".//img")
+    assert len(images) == len(doc.findall(".//section")) == 2
+    for img in images:
+        import base64
+        import io
+
+        assert img.get("src").startswith("data:image/png;base64,")
+        with Image.open(io.BytesIO(base64.b64decode(img.get("src").split(",", 1)[1]))) as im:
+            assert im.format == "PNG" and im.size == (720, 306)
+    (p50,) = [s for s in doc.findall(".//section") if METRIC in s.find("h2").text]
+    cells = [td.text for td in p50.findall(".//td")]
+    assert cells[0] == "12"  # the step's row names run 12
+    png = tmp_path / "p50.png"
+    assert main(["history", "--store", str(stepped), "plot", str(png), "--metric", METRIC]) == 0
+    with Image.open(png) as im:
+        assert im.format == "PNG"

@@ -29,7 +29,9 @@ def record(bundle: Bundle, result: dict[str, Any]) -> None:
 
 def run_check(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> int:
     from .. import load, quality
+    from ..history import recorder
 
+    store = recorder.url_for(args.store) if recorder.wanted(args.record) else None  # a bad URL: before any work
     path = resolve_bundle(args.bundle)
     bundle = Bundle.open(path, verify=True)
     from ..tasks import registry
@@ -65,8 +67,12 @@ def run_check(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> 
         "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **result,
     }
-    if not args.no_record:
+    if not args.no_card:
         record(bundle, result)
+    if store is not None:
+        from ..history.records import from_check
+
+        recorder.record(from_check(bundle.path, result), store, lambda line: print(line, file=sys.stderr))
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:

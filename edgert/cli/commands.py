@@ -318,6 +318,12 @@ def cmd_history(args: Namespace) -> int:
     return run_history(args)
 
 
+def cmd_monitor(args: Namespace) -> int:
+    from .monitor import run_monitor
+
+    return run_monitor(args)
+
+
 def cmd_check(args: Namespace) -> int:
     from .check import run_check
 

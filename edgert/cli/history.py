@@ -24,9 +24,10 @@ def _percent(text: str, flag: str) -> float:
 
 
 def _filter(args: Namespace) -> Filter:
+    metric = getattr(args, "metric", None)
     return Filter(
         device=args.device, model=args.model, variant=args.variant, kind=args.kind,
-        metric=getattr(args, "metric", None), version=args.version, since=args.since, until=args.until,
+        metric=metric if isinstance(metric, str) else None, version=args.version, since=args.since, until=args.until,
     )  # fmt: skip
 
 
@@ -63,6 +64,17 @@ def run_history(args: Namespace) -> int:
         return _show(runs, args.uid)
     require("ruptures", "history")
     require("scipy", "bench")
+    if action in ("plot", "report"):
+        from ..history import figures
+
+        threshold = _percent(args.threshold, "--threshold")
+        if action == "plot":
+            for path in figures.plot(runs, args.metric, Path(args.file), threshold):
+                print(f"wrote {path}")
+        else:
+            n = figures.report(runs, Path(args.file), threshold, args.metric)
+            print(f"wrote {args.file}: {n} figure(s)")
+        return 0
     return _trend(runs, args) if action == "trend" else _gate(runs, args)
 
 

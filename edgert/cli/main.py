@@ -57,6 +57,7 @@ EXAMPLES = {
     "eval": 'edgert eval ./minilm-bundle --data ./my-beir-set --budget "ndcg@10>=0.80,p95<=20ms" --json eval.json',
     "device": "edgert device",
     "history": 'edgert history trend --metric "p50 threads=1" --model minilm',
+    "monitor": "edgert monitor report minilm --window 1000",
 }
 
 
@@ -169,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="X",
         help="exit 1 when the worst cosine (or top-1 agreement) is below X",
     )
-    p.add_argument("--no-record", action="store_true", help="do not write the result into the bundle's card")
+    p.add_argument("--no-card", action="store_true", help="do not write the result into the bundle's card")
+    _add_record_args(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = _command(sub, "embed", help="embed texts; writes JSON lines")
@@ -273,18 +275,25 @@ def build_parser() -> argparse.ArgumentParser:
         ("gate", "the latest run against the ones before it; exit 1 on a real regression"),
         ("export", "the runs that match as JSON lines"),
         ("import", "runs from a JSON-lines file (a run already stored is skipped)"),
+        ("plot", "a metric's series as an image, rounds and steps marked"),
+        ("report", "one static HTML file: a figure per device x model x metric, steps marked"),
     ):
         q = hist.add_parser(name, help=text, formatter_class=_Help)
         if name == "show":
             q.add_argument("uid", help="a run's uid, or its first digits")
         if name in ("export", "import"):
             q.add_argument("file", metavar="FILE.jsonl")
+        if name in ("plot", "report"):
+            q.add_argument("file", metavar="FILE.png" if name == "plot" else "FILE.html")
         if name == "import":
             continue
         for flag in ("device", "model", "variant", "kind", "version", "since", "until"):
             q.add_argument(f"--{flag}", default=None, help=_FILTERS[flag])
-        if name in ("trend", "gate"):
+        if name in ("trend", "gate", "plot"):
             q.add_argument("--metric", required=True, help='e.g. "p50 threads=1", "ndcg@10" (edgert history show)')
+        if name == "report":
+            q.add_argument("--metric", action="append", default=None, help="a metric to draw (repeat; default: all)")
+        if name in ("trend", "gate", "plot", "report"):
             q.add_argument("--threshold", default="5%", help="changes within this are not steps or regressions")
         elif name in ("list", "export"):
             q.add_argument("--metric", default=None, help="only runs that have this metric")
@@ -292,6 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--last", type=int, default=10, help="how many earlier runs make the baseline")
         if name == "list":
             q.add_argument("--json", action="store_true", help="the runs as JSON")
+
+    p = _command(sub, "monitor", help="what edgert.monitor saw in the app: a recent window against the baseline")
+    mon = p.add_subparsers(dest="monitor", metavar="ACTION", parser_class=_Parser, required=True)
+    q = mon.add_parser("report", help="drift of a model's inputs and outputs; exit 1 on drift", formatter_class=_Help)
+    q.add_argument("model", help="the bundle's folder name, as the monitor recorded it")
+    q.add_argument("--variant", default=None, help="the model variant watched")
+    q.add_argument("--device", default=None, help="the device it was watched on")
+    q.add_argument("--window", type=int, default=500, help="observations in each window (halves when fewer)")
+    q.add_argument("--store", default=None, metavar="URL", help="a SQLite file or a postgresql:// URL")
 
     _command(sub, "device", help="describe this device: CPU, ISA features, board, energy meters, kernels")
     return parser

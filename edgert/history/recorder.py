@@ -22,12 +22,16 @@ def url_for(given: str | None) -> str:
 
 
 def record(result: Any, url: str, say: Callable[[str], None]) -> int:
-    """Writes RESULT (a bench or eval result) as runs; returns how many were added (0 when it could not)."""
+    """Writes RESULT (a bench or eval result, or runs already made) as runs; returns how many were added (0 when
+    it could not)."""
     from ..bench.records import BenchResult
-    from .records import from_bench, from_eval
+    from .records import Run, from_bench, from_eval
 
     try:
-        runs = from_bench(result) if isinstance(result, BenchResult) else from_eval(result)
+        if isinstance(result, list) and all(isinstance(r, Run) for r in result):
+            runs = result
+        else:
+            runs = from_bench(result) if isinstance(result, BenchResult) else from_eval(result)
         with Store(url) as store:
             added = store.add(runs)
             where = store.where

@@ -191,6 +191,26 @@ def from_eval(result: Any) -> list[Run]:
     return runs
 
 
+def from_check(bundle: Path, result: dict[str, Any]) -> list[Run]:
+    """One run of ``edgert check``: agreement with the reference on long-tail inputs, and batch invariance."""
+    from ..device import describe, versions
+
+    sha, variant = model_sha256(bundle, result["variant"])
+    measures = [
+        Measure(name, float(result[key]), "", True)
+        for name, key in (("min_cosine", "min_cosine"), ("mean_cosine", "mean_cosine"), ("top1", "top1_agreement"))
+        if key in result
+    ]
+    measures.append(Measure("max_abs_diff", float(result["max_abs_diff"]), "", False))
+    measures.append(Measure("batch_invariance", float(result["batch_invariance"]["min_cosine"]), "", True))
+    software = versions(("edgert", "onnxruntime", "numpy", "tokenizers"))
+    return [
+        Run(uid=uuid.uuid4().hex, model=Path(bundle).name, model_sha256=sha, variant=variant, measures=tuple(measures),
+            workload=f"{result['inputs']} long-tail inputs vs {result['reference']}",
+            **_base("check", result["checked_at"], describe(), software))
+    ]  # fmt: skip
+
+
 def _median(values: tuple[float, ...]) -> float:
     from .. import stats
 

@@ -47,8 +47,21 @@ _V2 = [
     "CREATE INDEX runs_series ON runs (device, model, variant, created)",
     "CREATE INDEX measures_name ON measures (name, run_id)",
 ]
-#: the statements that bring a store from version N-1 to N (version 2 added every round, and the indexes)
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
+_V3 = [
+    """CREATE TABLE observations (
+        model TEXT NOT NULL, variant TEXT NOT NULL, device TEXT NOT NULL, created TEXT NOT NULL,
+        call TEXT NOT NULL, latency_ms DOUBLE PRECISION NOT NULL, batch INTEGER NOT NULL,
+        input_size DOUBLE PRECISION, label TEXT, confidence DOUBLE PRECISION, norm DOUBLE PRECISION,
+        distance DOUBLE PRECISION, speech DOUBLE PRECISION)""",
+    "CREATE INDEX observations_series ON observations (model, variant, device, created)",
+]
+#: the statements that bring a store from version N-1 to N (version 2 added every round and the indexes, 3 the
+#: monitor's observations)
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
+#: an observation's columns after its series (model, variant, device), in order
+OBSERVED = (
+    "created", "call", "latency_ms", "batch", "input_size", "label", "confidence", "norm", "distance", "speech"
+)  # fmt: skip
 LATEST = max(MIGRATIONS)
 
 
@@ -240,6 +253,35 @@ class Store:
         except Exception as exc:  # noqa: BLE001
             raise StoreError(f"store {self.where}: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from None
         return added
+
+    def add_observations(self, series: tuple[str, str, str], rows: Sequence[tuple[Any, ...]]) -> None:
+        """The monitor's rows (each OBSERVED's values) for one (model, variant, device), in one transaction."""
+        columns = ("model", "variant", "device", *OBSERVED)
+        statement = f"INSERT INTO observations ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        try:
+            with self._tx() as cur:
+                cur.executemany(self._sql(statement), [(*series, *row) for row in rows])
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.where}: {_why(exc)}") from None
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise StoreError(f"store {self.where}: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from None
+
+    def observations(self, model: str, variant: str | None = None, device: str | None = None) -> list[dict[str, Any]]:
+        """The monitor's rows for MODEL (and VARIANT, DEVICE), oldest first, as dicts of OBSERVED and the series."""
+        clauses, params = ["model = ?"], [model]
+        for column, value in (("variant", variant), ("device", device)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        columns = ("model", "variant", "device", *OBSERVED)
+        query = f"SELECT {', '.join(columns)} FROM observations WHERE {' AND '.join(clauses)} ORDER BY created"
+        try:
+            rows = self._execute(self._conn.cursor(), query, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.where}: {_why(exc)}") from None
+        return [dict(zip(columns, row)) for row in rows]
 
     def runs(self, where: Filter | None = None) -> list[Run]:
         """The runs FILTER matches, oldest first (by date, then by the order they were stored)."""

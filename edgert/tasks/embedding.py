@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import kernels
 from ..bundle import MANIFEST, Bundle, setting
-from ..errors import BundleError
+from ..errors import BundleError, TaskError
 from ..session import SessionConfig
 from .base import Task
 from .text import TOKENS_HINT, TextEncoder, check_texts
@@ -44,19 +44,36 @@ class TextEmbedder(Task):
         if declared is not None and declared != self.dim:
             raise BundleError(f"{where}: dim is {declared}, but the model's {self.output} gives {self.dim} values")
 
-    def embed(self, texts: Sequence[str] | str, *, batch_size: int = 32, max_tokens: int | None = None) -> np.ndarray:
+    def embed(
+        self,
+        texts: Sequence[str] | str,
+        *,
+        batch_size: int = 32,
+        max_tokens: int | None = None,
+        norms: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Vectors of TEXTS, in order. ``max_tokens`` caps the padded tokens of one model call (texts x longest):
-        onnxruntime keeps the buffers of the largest call it has run, so the cap bounds memory on long texts."""
+        onnxruntime keeps the buffers of the largest call it has run, so the cap bounds memory on long texts.
+        ``norms`` (float32, one per text), when given, is filled with each vector's length before normalisation:
+        what ``edgert.monitor`` watches for drift."""
         texts = check_texts(texts)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if norms is not None and norms.shape != (len(texts),):
+            raise TaskError(f"norms must have shape ({len(texts)},), got {norms.shape}")
         if texts:
-            self._run(texts, batch_size=batch_size, out=out, max_tokens=max_tokens)
+            self._run(texts, batch_size=batch_size, out=out, max_tokens=max_tokens, norms=norms)
         return out
 
     __call__ = embed
 
     def _run(
-        self, texts: list[str], *, batch_size: int = 32, out: np.ndarray | None = None, max_tokens: int | None = None
+        self,
+        texts: list[str],
+        *,
+        batch_size: int = 32,
+        out: np.ndarray | None = None,
+        max_tokens: int | None = None,
+        norms: np.ndarray | None = None,
     ) -> np.ndarray:
         encodings = self.encoder.encode(texts)
         for idx, feeds in self.encoder.batches(encodings, batch_size, max_tokens):
@@ -67,6 +84,8 @@ class TextEmbedder(Task):
                 pooled = kernels.cls_pool(hidden)
             else:
                 pooled = hidden
+            if norms is not None:
+                norms[idx] = np.linalg.norm(pooled.reshape(len(pooled), -1), axis=1)
             if self.normalize:
                 pooled = kernels.l2_normalize(pooled)
             if out is None:
