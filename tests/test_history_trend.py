@@ -116,6 +116,9 @@ def test_eval_record_keeps_each_variant_with_its_intervals(minilm_bundle, tmp_pa
     m = runs[0].measure("ndcg@10")
     assert m is not None and m.low is not None and m.low <= m.value <= m.high and m.higher_is_better
     assert "small" in runs[0].workload and runs[0].model == "minilm"
+    card = {r.variant: r.card for r in runs}
+    assert card["fp32"]["quantization"] == "none" and card["int8"]["quantization"] not in (None, "none")
+    assert card["int8"]["task"] == "sentence-embedding" and int(card["int8"]["size_bytes"]) > 0
     assert main(["history", "--store", str(store), "show", runs[0].uid[:8]]) == 0
     assert "ndcg@10" in capsys.readouterr().out
     assert main(["history", "--store", str(store), "list", "--json", "--variant", "int8"]) == 0

@@ -108,6 +108,7 @@ def _show(runs: list[Run], uid: str) -> int:
         ("run", r.uid), ("kind", r.kind), ("date", r.created), ("device", f"{r.device} ({r.fingerprint})"),
         ("model", f"{r.model}:{r.variant} ({r.model_sha256[:16]})"), ("workload", r.workload or "-"),
         ("git commit", r.git_commit or "-"),
+        ("card", ", ".join(f"{k} {v}" for k, v in r.card.items() if v) or "-"),
         ("software", ", ".join(f"{k} {v}" for k, v in r.software.items() if v)),
     ]  # fmt: skip
     for m in r.measures:

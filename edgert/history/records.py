@@ -16,7 +16,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,8 @@ class Run:
     #: what was measured on, in words (bench's input, eval's set and its sha256)
     workload: str = ""
     machine: Description | None = None
+    #: the model card in brief: task, parameters, the variant's size, its quantization recipe, opset
+    card: dict[str, str | None] = field(default_factory=dict)
     schema: str = SCHEMA
 
     def measure(self, name: str) -> Measure | None:
@@ -105,16 +107,16 @@ def git_commit(where: Path | None = None) -> str | None:
     return f"{head}+dirty" if dirty else head or None
 
 
-def model_sha256(path: str | Path, variant: str | None) -> tuple[str, str]:
-    """(the model file's sha256 as the bundle's manifest records it, the variant) of a bundle, or of a bare
-    .onnx file hashed here."""
+def model_facts(path: str | Path, variant: str | None) -> tuple[str, str, dict[str, str | None]]:
+    """(the model file's sha256 as the bundle's manifest records it, the variant, the card in brief) of a
+    bundle, or of a bare .onnx file hashed here."""
     p = Path(path)
     if p.suffix == ".onnx" and p.is_file():
         h = hashlib.sha256()
         with open(p, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
-        return h.hexdigest(), variant or "file"
+        return h.hexdigest(), variant or "file", {"size_bytes": str(p.stat().st_size)}
     from ..bundle import Bundle
 
     try:
@@ -122,7 +124,20 @@ def model_sha256(path: str | Path, variant: str | None) -> tuple[str, str]:
     except Exception as exc:  # noqa: BLE001 - a bundle gone or changed since the run: recorded without its hash
         raise RecordError(f"{p}: cannot read the bundle to record its model's sha256 ({exc})") from None
     chosen = variant or b.default_model
-    return b.files[b.models[chosen]].sha256, chosen
+    c = b.card
+    quant = c.get("quantization") or {}
+    brief = {
+        "task": b.task,
+        "parameters": _text(c.get("parameters")),
+        "size_bytes": _text((c.get("size_bytes") or {}).get(chosen)),
+        "quantization": _text(quant.get("name")) if quant.get("variant") == chosen else "none",
+        "opset": _text(c.get("opset")),
+    }
+    return b.files[b.models[chosen]].sha256, chosen, brief
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _base(kind: str, created: str, machine: Description, software: dict[str, str | None]) -> dict[str, Any]:
@@ -138,7 +153,7 @@ def from_bench(result: Any) -> list[Run]:
     t = result.target
     if t is None:
         raise RecordError("this bench result measured no model: nothing to record")
-    sha, variant = model_sha256(t.path, t.variant)
+    sha, variant, card = model_facts(t.path, t.variant)
     measures: list[Measure] = []
     for c in result.configs:
         threads = c.threads or "auto"
@@ -163,7 +178,7 @@ def from_bench(result: Any) -> list[Run]:
     workload = t.description
     return [
         Run(uid=uuid.uuid4().hex, model=Path(t.path).name, model_sha256=sha, variant=variant,
-            measures=tuple(measures), workload=workload,
+            measures=tuple(measures), workload=workload, card=card,
             **_base("bench", result.created, result.machine, result.software))
     ]  # fmt: skip
 
@@ -178,6 +193,10 @@ def from_eval(result: Any) -> list[Run]:
         measures = [
             Measure(m.name, m.value, "", m.name not in LOWER_IS_BETTER, low=m.low, high=m.high) for m in r.metrics
         ]
+        try:
+            card = model_facts(r.bundle, r.variant)[2]
+        except RecordError:  # the bundle moved since it was scored: its sha256 is in the result already
+            card = {}
         c = r.cost
         for name, unit in (("p50", "ms"), ("p95", "ms"), ("rss", "MiB"), ("energy", "mJ")):
             value = getattr(c, name, None) if c is not None else None
@@ -185,7 +204,8 @@ def from_eval(result: Any) -> list[Run]:
                 measures.append(Measure(name, float(value), unit, False))
         runs.append(
             Run(uid=uuid.uuid4().hex, model=Path(r.bundle).name, model_sha256=r.model_sha256, variant=r.variant,
-                measures=tuple(measures), workload=f"{d.kind} set {d.name} ({d.sha256[:12]}, {d.items} items)",
+                measures=tuple(measures), card=card,
+                workload=f"{d.kind} set {d.name} ({d.sha256[:12]}, {d.items} items)",
                 **_base("eval", result.created, result.machine, result.software))
         )  # fmt: skip
     return runs
@@ -195,7 +215,7 @@ def from_check(bundle: Path, result: dict[str, Any]) -> list[Run]:
     """One run of ``edgert check``: agreement with the reference on long-tail inputs, and batch invariance."""
     from ..device import describe, versions
 
-    sha, variant = model_sha256(bundle, result["variant"])
+    sha, variant, card = model_facts(bundle, result["variant"])
     measures = [
         Measure(name, float(result[key]), "", True)
         for name, key in (("min_cosine", "min_cosine"), ("mean_cosine", "mean_cosine"), ("top1", "top1_agreement"))
@@ -206,6 +226,7 @@ def from_check(bundle: Path, result: dict[str, Any]) -> list[Run]:
     software = versions(("edgert", "onnxruntime", "numpy", "tokenizers"))
     return [
         Run(uid=uuid.uuid4().hex, model=Path(bundle).name, model_sha256=sha, variant=variant, measures=tuple(measures),
+            card=card,
             workload=f"{result['inputs']} long-tail inputs vs {result['reference']}",
             **_base("check", result["checked_at"], describe(), software))
     ]  # fmt: skip
