@@ -21,6 +21,7 @@ def load(
     config: SessionConfig | None = None,
     verify: bool = True,
     memory: str | None = None,
+    tuned: bool = True,
 ) -> Task:
     """Loads a bundle and returns the task pipeline its manifest names.
 
@@ -32,6 +33,8 @@ def load(
     ``task="raw"`` gives a plain session for any bundle. ``verify`` checks the sha256 of every file the
     pipeline reads, external weights included (once per file version: see ``Bundle.verify``).
     ``memory="lean"`` turns off the memory arena (see ``SessionConfig``).
+    When ``edgert tune`` chose a configuration for this bundle on this device, it is applied (its variant and
+    thread count) unless the call names a variant or a config itself, or passes ``tuned=False``; ``repr`` says so.
     """
     if memory is not None:
         config = replace(config or SessionConfig(), memory=memory)
@@ -51,6 +54,16 @@ def load(
         pipeline = registry.pipeline(name)
     except TaskError as exc:
         raise TaskError(f"{p}: {exc}; load(path, task='raw') gives the bare session") from None
+    decision = None
+    if tuned and variant is None and config is None and task is None:
+        from . import tuned as decisions
+
+        key = decisions.bundle_key({n: e.sha256 for n, e in bundle.files.items()})
+        decision = decisions.lookup(key, tuple(bundle.models))
+        if decision is not None:
+            variant, config = decision.variant, SessionConfig(intra_op_threads=decision.threads)
     # the pipeline verifies every byte onnxruntime and the tokenizer read (see Task), and keeps an unverified
     # model out of the optimised-graph cache that verified loads trust
-    return pipeline(bundle, variant=variant, config=config, verify=verify)
+    model = pipeline(bundle, variant=variant, config=config, verify=verify)
+    model.tuned = decision
+    return model

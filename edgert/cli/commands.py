@@ -318,6 +318,12 @@ def cmd_history(args: Namespace) -> int:
     return run_history(args)
 
 
+def cmd_tune(args: Namespace) -> int:
+    from .tune import run_tune
+
+    return run_tune(args, resolve_bundle)
+
+
 def cmd_monitor(args: Namespace) -> int:
     from .monitor import run_monitor
 

@@ -14,6 +14,7 @@ from ..errors import EdgertError, OptionError
 from ..eval.options import EvalOptions
 from ..export.options import ExportOptions
 from ..import_options import ImportOptions
+from ..tune.options import TuneOptions
 from .options import add_options, flag_for
 
 
@@ -58,6 +59,7 @@ EXAMPLES = {
     "device": "edgert device",
     "history": 'edgert history trend --metric "p50 threads=1" --model minilm',
     "monitor": "edgert monitor report minilm --window 1000",
+    "tune": 'edgert tune ./minilm-bundle --budget "p95<=20ms" --objective latency',
 }
 
 
@@ -301,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--last", type=int, default=10, help="how many earlier runs make the baseline")
         if name == "list":
             q.add_argument("--json", action="store_true", help="the runs as JSON")
+
+    p = _command(sub, "tune", help="measure a bundle's variants and thread counts here; remember the best one")
+    p.add_argument("bundle", nargs="?", default=None, help="bundle directory or catalog name (default: minilm)")
+    add_options(p, TuneOptions)
 
     p = _command(sub, "monitor", help="what edgert.monitor saw in the app: a recent window against the baseline")
     mon = p.add_subparsers(dest="monitor", metavar="ACTION", parser_class=_Parser, required=True)

@@ -198,8 +198,16 @@ def print_rows(rows: list[tuple[str, str]]) -> None:
         print(f"{k:<{width}}  {v}")
 
 
+def tuned_row(bundle: Bundle) -> list[tuple[str, str]]:
+    """What edgert.load applies to this bundle on this device, when edgert tune chose it."""
+    from .. import tuned
+
+    decision = tuned.lookup(tuned.bundle_key({n: e.sha256 for n, e in bundle.files.items()}), tuple(bundle.models))
+    return [("tuned here", decision.describe())] if decision is not None else []
+
+
 def print_card(bundle: Bundle) -> None:
-    rows = card_rows(bundle)
+    rows = card_rows(bundle) + tuned_row(bundle)
     try:
         from rich.console import Console
         from rich.table import Table

@@ -130,5 +130,9 @@ class Task:
             self.bundle.verify([name], remember=True)
         return path
 
+    #: the configuration edgert tune chose, when edgert.load applied one (an edgert.tuned.Decision)
+    tuned: Any = None
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.bundle.path)!r}, variant={self.variant!r})"
+        tuned = f", tuned: {self.tuned.describe()}" if self.tuned is not None else ""
+        return f"{type(self).__name__}({str(self.bundle.path)!r}, variant={self.variant!r}{tuned})"

@@ -1,0 +1,46 @@
+"""What ``edgert tune`` takes, declared once (the CLI builds its flags from these fields)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..bench.config import batch_sizes, thread_counts
+from ..options import check, option
+
+OBJECTIVES = ("latency", "throughput", "memory", "energy")
+
+
+def _threads() -> tuple[int, ...]:
+    """1 up to the cores here, and onnxruntime's own choice."""
+    return (*range(1, (os.cpu_count() or 1) + 1), 0)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    budget: str | None = option(None, help='limits in bench\'s syntax, e.g. "p95<=20ms,rss<=150MB"')
+    objective: str = option("latency", help="what the chosen configuration is best at", choices=OBJECTIVES)
+    variants: tuple[str, ...] = option((), help="variants to try, e.g. fp32,int8", parse=_names, shown="every one")
+    threads: tuple[int, ...] = option(
+        (), help="thread counts to try, e.g. 1,2,4 (0 or auto: onnxruntime's choice)", parse=thread_counts,
+        shown="1 to the cores here, and auto",
+    )  # fmt: skip
+    batch_sizes: tuple[int, ...] = option(
+        (1, 8, 32), help="batch sizes, for the throughput objective", parse=batch_sizes
+    )
+    seq_len: int = option(128, help="tokens per text for text bundles")
+    input_file: Path | None = option(
+        None, help="inputs to measure on, as bench takes them", flag="--input", metavar="FILE", parse=Path
+    )
+    save: bool = option(True, help="remember the choice for this bundle on this device (edgert.load applies it)")
+
+    def __post_init__(self) -> None:
+        if not self.threads:
+            object.__setattr__(self, "threads", _threads())  # frozen: the device's own default, set once
+        check(self.objective in OBJECTIVES, "objective", f"must be one of {', '.join(OBJECTIVES)}")
+        check(2 <= self.seq_len <= 8192, "seq_len", f"must be between 2 and 8192, got {self.seq_len}")

@@ -1,0 +1,123 @@
+"""edgert tune on the MiniLM bundle's two variants: the choice is confirmed by separate bench runs of every
+configuration (the chosen one's rounds are not slower than the best one's beyond their interval), a second load()
+applies it and says so, tuned=False does not; a tampered or foreign decision is ignored with a notice, and so is
+one from another device fingerprint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import edgert
+from edgert import integrity, stats, tuned
+from edgert.bundle import Bundle
+from edgert.cli.main import main
+
+from .helpers import EMULATED
+
+pytestmark = pytest.mark.skipif(EMULATED, reason="bench's timed runs take minutes under qemu and mean nothing there")
+pytest.importorskip("scipy")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGERT_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(integrity, "_cached_key", None)  # this home's own key
+    return tmp_path / "home"
+
+
+def _key(bundle) -> str:
+    b = Bundle.open(bundle)
+    return tuned.bundle_key({n: e.sha256 for n, e in b.files.items()})
+
+
+def test_tune_picks_what_bench_confirms_and_load_applies_it(minilm_bundle, home, capsys):
+    from edgert.bench import runner
+    from edgert.bench.config import BenchConfig
+
+    argv = ["tune", str(minilm_bundle), "--threads", "1,2", "--budget", "p95<=2000ms", "--objective", "latency"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    chosen = next(line for line in out.splitlines() if line.startswith("chosen: "))
+    decision = tuned.lookup(_key(minilm_bundle), ("fp32", "int8"))
+    assert decision is not None and f"{decision.variant}, threads={decision.threads}" in chosen
+    # every configuration benched on its own, interleaved by round: none is surely faster than the chosen one
+    rounds = {}
+    for _ in range(2):
+        for variant in ("fp32", "int8"):
+            config = BenchConfig(
+                target=minilm_bundle, variant=variant, threads=(1, 2), batch_sizes=(1,), min_time=1.0, min_count=50,
+                cold_runs=0, energy_time=0.2, rounds=3, throughput_time=0.1,
+            )  # fmt: skip
+            for c in runner.run(config).configs:
+                rounds.setdefault((variant, c.threads_requested), []).extend(c.latency.rounds_p50_ms)
+    mine = rounds[(decision.variant, decision.threads)]
+    for config, theirs in rounds.items():
+        test = stats.ratio_test(mine, theirs)  # theirs / mine
+        assert test is not None and test.high >= 0.9, (config, test)  # not surely 10% faster than the choice
+    model = edgert.load(minilm_bundle)
+    assert model.variant == decision.variant and model.tuned == decision
+    assert "tuned:" in repr(model) and model.session_config.intra_op_threads == decision.threads
+    assert main(["inspect", str(minilm_bundle)]) == 0
+    assert "tuned here" in capsys.readouterr().out
+    plain = edgert.load(minilm_bundle, tuned=False)
+    assert plain.tuned is None and "tuned" not in repr(plain)
+    assert edgert.load(minilm_bundle, variant="fp32").tuned is None  # an explicit choice wins
+
+
+def _decision(bundle, **kw) -> tuned.Decision:
+    fields = {
+        "bundle": _key(bundle), "fingerprint": tuned.fingerprint(), "variant": "int8", "threads": 1,
+        "objective": "latency", "budget": None, "created": "2026-12-04T00:00:00+00:00", "figures": {"p50": 1.0},
+    }  # fmt: skip
+    return tuned.Decision(**{**fields, **kw})
+
+
+def test_a_tampered_foreign_or_stale_decision_is_ignored_with_a_notice(minilm_bundle, home, monkeypatch):
+    key = _key(minilm_bundle)
+    path = tuned.save(_decision(minilm_bundle))
+    assert path is not None and edgert.load(minilm_bundle).tuned is not None
+    mac, body = path.read_text().split("\n", 1)
+    path.write_text(mac + "\n" + body.replace('"threads": 1', '"threads": 2'))  # edited
+    with pytest.warns(RuntimeWarning, match="not signed by this user's key"):
+        assert tuned.lookup(key, ("fp32", "int8")) is None
+    with pytest.warns(RuntimeWarning, match="not signed"):
+        assert edgert.load(minilm_bundle, tuned=True).tuned is None
+    tuned.save(_decision(minilm_bundle, fingerprint="0" * 16))  # measured on another device
+    with pytest.warns(RuntimeWarning, match="this device or its software changed"):
+        assert edgert.load(minilm_bundle).tuned is None
+    tuned.save(_decision(minilm_bundle, variant="int4"))
+    with pytest.warns(RuntimeWarning, match="no variant 'int4'"):
+        assert edgert.load(minilm_bundle).tuned is None
+    tuned.save(_decision(minilm_bundle))
+    (home / "secret").unlink()  # from here on another key: the file was signed by someone else's
+    monkeypatch.setattr(integrity, "_cached_key", None)
+    with pytest.warns(RuntimeWarning, match="not signed by this user's key"):
+        assert tuned.lookup(key, ("fp32", "int8")) is None
+    copied = json.loads(path.read_text().split("\n", 1)[1])
+    assert copied["bundle"] == key  # the file is whole: only its signature is foreign
+
+
+def test_bad_tune_input_is_one_line_before_measuring(minilm_bundle, home, capsys):
+    assert main(["tune", str(minilm_bundle), "--budget", "p95<=fast"]) == 2
+    assert "budget" in capsys.readouterr().err
+    assert main(["tune", str(minilm_bundle), "--variants", "int4"]) == 2
+    assert "has no variant 'int4'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # argparse's own usage error
+        main(["tune", str(minilm_bundle), "--objective", "speed"])
+    assert exc.value.code == 2 and "invalid choice: 'speed'" in capsys.readouterr().err
+
+
+def test_only_a_configuration_surely_beaten_in_speed_and_memory_is_pruned():
+    from edgert.tune.runner import Trial, dominated
+
+    def trial(variant, threads, rounds, rss):
+        return Trial(variant, threads, stats.median(rounds), None, None, rss, None, tuple(rounds))
+
+    fast = trial("int8", 1, [4.0, 4.1, 4.05], 100.0)
+    noisy = trial("int8", 2, [3.9, 5.5, 4.6], 100.0)  # slower on the median, within the noise
+    slow = trial("fp32", 1, [8.0, 8.2, 8.1], 120.0)  # slower and larger: cannot win
+    lean = trial("fp32", 2, [9.0, 9.1, 9.2], 60.0)  # slower, but smaller: a memory budget may want it
+    trials = [fast, noisy, slow, lean]
+    assert [dominated(t, trials, "latency") for t in trials] == [False, False, True, False]
