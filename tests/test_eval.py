@@ -310,7 +310,7 @@ def test_cost_comes_from_a_real_bench_run_and_the_report_says_how_energy_was_had
     from PIL import Image
 
     with Image.open(png) as im:  # quality against p50, and against energy
-        assert im.format == "PNG" and im.size == (1300, 460)
+        assert im.format == "PNG" and im.size[0] == 1300 and abs(im.size[1] - 460) <= 2  # matplotlib rounds
     assert main([*argv, "--markdown"]) == 0  # to stdout, instead of the tables
     shown = capsys.readouterr().out
     assert shown.startswith("# edgert eval") and "┃" not in shown

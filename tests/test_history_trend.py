@@ -163,7 +163,7 @@ def test_the_report_is_one_html_file_with_a_figure_per_series_and_the_step_marke
 
         assert img.get("src").startswith("data:image/png;base64,")
         with Image.open(io.BytesIO(base64.b64decode(img.get("src").split(",", 1)[1]))) as im:
-            assert im.format == "PNG" and im.size == (720, 306)
+            assert im.format == "PNG" and im.size[0] == 720 and abs(im.size[1] - 306) <= 2  # matplotlib rounds
     (p50,) = [s for s in doc.findall(".//section") if METRIC in s.find("h2").text]
     cells = [td.text for td in p50.findall(".//td")]
     assert cells[0] == "12"  # the step's row names run 12
