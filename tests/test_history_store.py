@@ -156,3 +156,11 @@ def test_a_newer_locked_or_read_only_store_is_one_line(tmp_path, monkeypatch):
     (tmp_path / "junk.sqlite").write_bytes(b"x" * 4096)
     with pytest.raises(StoreError, match="not a SQLite store"):
         Store(str(tmp_path / "junk.sqlite"))
+
+
+def test_the_default_store_is_made_under_a_new_edgert_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("EDGERT_STORE", raising=False)
+    monkeypatch.setenv("EDGERT_HOME", str(tmp_path / "fresh" / "home"))
+    with Store() as s:
+        assert s.add([make_run(1)]) == 1
+    assert (tmp_path / "fresh" / "home" / "history.sqlite").is_file()

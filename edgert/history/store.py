@@ -81,9 +81,17 @@ class Filter:
 
 
 def default_url() -> str:
+    """EDGERT_STORE, else EDGERT_HOME/history.sqlite (the folder made on first use, as edgert's caches are)."""
     from ..paths import home
 
-    return os.environ.get("EDGERT_STORE") or str(home() / "history.sqlite")
+    given = os.environ.get("EDGERT_STORE")
+    if given:
+        return given
+    try:
+        home().mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # check_url then says the folder does not exist
+    return str(home() / "history.sqlite")
 
 
 def check_url(url: str) -> str:
