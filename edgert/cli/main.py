@@ -105,6 +105,13 @@ _FILTERS = {
 }
 
 
+def _add_markdown_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--markdown", nargs="?", const="-", default=None, metavar="PATH",
+        help="Markdown report to PATH, or to stdout instead of the tables",
+    )  # fmt: skip
+
+
 def _add_record_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--record", action="store_true", help="remember the result in the results store (or EDGERT_RECORD=1)"
@@ -217,14 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(p, BenchConfig)
     p.add_argument("--budget", default=None, help='e.g. "p95<=20ms,rss<=150MB,energy<=5mJ,cold<=500ms" or FILE.toml')
     p.add_argument("--json", default=None, metavar="PATH", help="write the full result (raw samples) as JSON")
-    p.add_argument(
-        "--markdown",
-        nargs="?",
-        const="-",
-        default=None,
-        metavar="PATH",
-        help="Markdown report to PATH, or to stdout instead of the tables",
-    )
+    _add_markdown_arg(p)
     p.add_argument("--plot", default=None, metavar="PATH.png", help="latency histogram and CDF, throughput")
     p.add_argument("--quick", action="store_true", help="short runs, for a smoke test (flags given still win)")
     _add_record_args(p)
@@ -254,14 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="quality floors on the interval's lower bound and bench's cost limits, e.g. \"ndcg@10>=0.80,p95<=20ms\"",
     )
     p.add_argument("--json", default=None, metavar="PATH", help="write the full result as JSON")
-    p.add_argument(
-        "--markdown",
-        nargs="?",
-        const="-",
-        default=None,
-        metavar="PATH",
-        help="Markdown report to PATH, or to stdout instead of the tables",
-    )
+    _add_markdown_arg(p)
     p.add_argument(
         "--plot", default=None, metavar="PATH.png", help="quality against p50 and energy, the Pareto front marked"
     )

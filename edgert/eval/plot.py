@@ -3,7 +3,7 @@ point per variant, the Pareto front joined and marked. matplotlib (the ``plot`` 
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
 from .. import safepath
@@ -60,9 +60,8 @@ def plot(result: EvalResult, path: Path) -> Path:
     )
     fig.tight_layout()
     path = Path(path)
-    safepath.check_output(path, error=EdgertError, what="--plot")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=path.suffix.lstrip(".").lower() or "png", dpi=100)
     plt.close(fig)
+    safepath.write_output(path, buffer.getvalue(), error=EdgertError, what="--plot")
     return path

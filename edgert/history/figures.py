@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,13 +54,7 @@ def figure(s: Series, found: Sequence[Step], fmt: str = "png") -> bytes:
 
 
 def _write(path: Path, data: bytes | str, what: str) -> Path:
-    safepath.check_output(path, error=EdgertError, what=what)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    if isinstance(data, str):
-        tmp.write_text(data, encoding="utf-8")
-    else:
-        tmp.write_bytes(data)
-    os.replace(tmp, path)
+    safepath.write_output(path, data, error=EdgertError, what=what)
     return path
 
 

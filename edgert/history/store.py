@@ -131,15 +131,9 @@ class Store:
         self.url = check_url(url or default_url())
         self.postgres = self.url.startswith(("postgresql://", "postgres://"))
         self.where = _shown(self.url)
-        try:
+        with self._errors():
             self._conn = self._connect()
             self.version = self._migrate(migrate_to)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"store {self.where}: {_why(exc)}") from None
-        except StoreError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - psycopg's errors: one line with its reason
-            raise StoreError(f"store {self.where}: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from None
 
     def _connect(self) -> Any:
         if self.postgres:
@@ -222,59 +216,57 @@ class Store:
     def add(self, runs: Iterable[Run]) -> int:
         """Writes RUNS (one transaction); a run whose uid is already stored is skipped. Returns how many were new."""
         added = 0
+        with self._errors(), self._tx() as cur:
+            for run in runs:
+                if self._execute(cur, "SELECT 1 FROM runs WHERE uid = ?", (run.uid,)).fetchone():
+                    continue
+                facts = (
+                    run.uid, run.kind, run.created, run.device, run.fingerprint, run.model, run.model_sha256,
+                    run.variant, run.software.get("edgert"), run.software.get("onnxruntime"), run.git_commit,
+                    run.workload, run.line(),
+                )  # fmt: skip
+                insert = (
+                    "INSERT INTO runs (uid, kind, created, device, fingerprint, model, model_sha256, variant, "
+                    "edgert, onnxruntime, git_commit, workload, record) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                )
+                if self.postgres:
+                    run_id = self._execute(cur, insert + " RETURNING id", facts).fetchone()[0]
+                else:
+                    run_id = self._execute(cur, insert, facts).lastrowid
+                measures = [
+                    (run_id, m.name, m.value, m.unit, int(m.higher_is_better), m.low, m.high) for m in run.measures
+                ]
+                cur.executemany(
+                    self._sql(
+                        "INSERT INTO measures (run_id, name, value, unit, higher_is_better, low, high) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    ),
+                    measures,
+                )
+                if self.version >= 2:
+                    self._rounds(cur, run_id, run)
+                added += 1
+        return added
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Any database error as one StoreError line naming the store and why."""
         try:
-            with self._tx() as cur:
-                for run in runs:
-                    if self._execute(cur, "SELECT 1 FROM runs WHERE uid = ?", (run.uid,)).fetchone():
-                        continue
-                    facts = (
-                        run.uid, run.kind, run.created, run.device, run.fingerprint, run.model, run.model_sha256,
-                        run.variant, run.software.get("edgert"), run.software.get("onnxruntime"), run.git_commit,
-                        run.workload, run.line(),
-                    )  # fmt: skip
-                    insert = (
-                        "INSERT INTO runs (uid, kind, created, device, fingerprint, model, model_sha256, variant, "
-                        "edgert, onnxruntime, git_commit, workload, record) VALUES "
-                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    )
-                    if self.postgres:
-                        run_id = self._execute(cur, insert + " RETURNING id", facts).fetchone()[0]
-                    else:
-                        run_id = self._execute(cur, insert, facts).lastrowid
-                    measures = [
-                        (run_id, m.name, m.value, m.unit, int(m.higher_is_better), m.low, m.high) for m in run.measures
-                    ]
-                    cur.executemany(
-                        self._sql(
-                            "INSERT INTO measures (run_id, name, value, unit, higher_is_better, low, high) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?)"
-                        ),
-                        measures,
-                    )
-                    if self.version >= 2:
-                        self._rounds(cur, run_id, run)
-                    added += 1
-        except sqlite3.Error as exc:
-            raise StoreError(f"store {self.where}: {_why(exc)}") from None
+            yield
         except StoreError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"store {self.where}: {_why(exc)}") from None
+        except Exception as exc:  # noqa: BLE001 - psycopg's errors: one line with its reason
             raise StoreError(f"store {self.where}: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from None
-        return added
 
     def add_observations(self, series: tuple[str, str, str], rows: Sequence[tuple[Any, ...]]) -> None:
         """The monitor's rows (each OBSERVED's values) for one (model, variant, device), in one transaction."""
         columns = ("model", "variant", "device", *OBSERVED)
         statement = f"INSERT INTO observations ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        try:
-            with self._tx() as cur:
-                cur.executemany(self._sql(statement), [(*series, *row) for row in rows])
-        except sqlite3.Error as exc:
-            raise StoreError(f"store {self.where}: {_why(exc)}") from None
-        except StoreError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise StoreError(f"store {self.where}: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from None
+        with self._errors(), self._tx() as cur:
+            cur.executemany(self._sql(statement), [(*series, *row) for row in rows])
 
     def observations(self, model: str, variant: str | None = None, device: str | None = None) -> list[dict[str, Any]]:
         """The monitor's rows for MODEL (and VARIANT, DEVICE), oldest first, as dicts of OBSERVED and the series."""
@@ -285,10 +277,8 @@ class Store:
                 params.append(value)
         columns = ("model", "variant", "device", *OBSERVED)
         query = f"SELECT {', '.join(columns)} FROM observations WHERE {' AND '.join(clauses)} ORDER BY created"
-        try:
+        with self._errors():
             rows = self._execute(self._conn.cursor(), query, params).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"store {self.where}: {_why(exc)}") from None
         return [dict(zip(columns, row)) for row in rows]
 
     def runs(self, where: Filter | None = None) -> list[Run]:
@@ -312,11 +302,8 @@ class Store:
             clauses.append("id IN (SELECT run_id FROM measures WHERE name = ?)")
             params.append(f.metric)
         query = "SELECT record FROM runs" + (" WHERE " + " AND ".join(clauses) if clauses else "")
-        try:
-            cur = self._conn.cursor()
-            rows = self._execute(cur, query + " ORDER BY created, id", params).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"store {self.where}: {_why(exc)}") from None
+        with self._errors():
+            rows = self._execute(self._conn.cursor(), query + " ORDER BY created, id", params).fetchall()
         return [Run.from_json(json.loads(r[0]), f"store {self.where}") for r in rows]
 
     def close(self) -> None:
