@@ -121,3 +121,21 @@ def test_only_a_configuration_surely_beaten_in_speed_and_memory_is_pruned():
     lean = trial("fp32", 2, [9.0, 9.1, 9.2], 60.0)  # slower, but smaller: a memory budget may want it
     trials = [fast, noisy, slow, lean]
     assert [dominated(t, trials, "latency") for t in trials] == [False, False, True, False]
+
+
+def test_tune_runs_are_recorded_one_per_configuration_measured_in_full(minilm_bundle, tmp_path):
+    from edgert.history.records import from_tune
+    from edgert.history.store import Filter, Store
+    from edgert.tune.runner import Trial, TuneResult
+
+    full = Trial("int8", 2, 4.0, 5.0, 240.0, 100.0, None, (3.9, 4.0, 4.2), full=True, passed=True)
+    other = Trial("fp32", 2, 6.0, 7.0, 160.0, 130.0, None, (6.0, 6.1, 5.9), full=True, passed=False)
+    pruned = Trial("fp32", 1, 9.0, 9.5, 100.0, 130.0, None, (9.0, 9.1, 8.9))
+    result = TuneResult(str(minilm_bundle), "latency", "p95<=6ms", (full, other, pruned), full, "best p50")
+    with Store(str(tmp_path / "h.sqlite")) as s:
+        s.add(from_tune(result))
+        runs = s.runs(Filter(kind="tune"))
+    assert [(r.variant, r.measure("p50 threads=2").rounds) for r in runs] == [("int8", (3.9, 4.0, 4.2)),
+                                                                              ("fp32", (6.0, 6.1, 5.9))]  # fmt: skip
+    assert runs[0].workload.endswith("(chosen)") and not runs[1].workload.endswith("(chosen)")
+    assert runs[0].measure("rss").value == 100.0 and runs[0].card["quantization"] not in (None, "none")

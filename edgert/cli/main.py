@@ -300,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "tune", help="measure a bundle's variants and thread counts here; remember the best one")
     p.add_argument("bundle", nargs="?", default=None, help="bundle directory or catalog name (default: minilm)")
     add_options(p, TuneOptions)
+    _add_record_args(p)
 
     p = _command(sub, "monitor", help="what edgert.monitor saw in the app: a recent window against the baseline")
     mon = p.add_subparsers(dest="monitor", metavar="ACTION", parser_class=_Parser, required=True)

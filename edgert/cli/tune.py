@@ -18,10 +18,12 @@ def run_tune(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> i
     require("psutil", "bench")
     require("rich", "bench")
     from ..bench.report import print_tables
+    from ..history import recorder
     from ..tune.options import TuneOptions
     from ..tune.runner import tune
     from .options import from_args
 
+    store = recorder.url_for(args.store) if recorder.wanted(args.record) else None  # a bad URL: before measuring
     options = from_args(TuneOptions, args)
     if options.budget:  # a bad budget is a usage error before any work
         from ..bench import budget
@@ -43,4 +45,8 @@ def run_tune(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> i
         print(f"remembered in {result.saved}: edgert.load() applies it here (load(..., tuned=False) does not)")
     elif result.chosen is not None and options.save:
         print("edgert: warning: not remembered: no private, writable EDGERT_HOME to sign it in", file=sys.stderr)
+    if store is not None:
+        from ..history.records import from_tune
+
+        recorder.record(from_tune(result), store, lambda line: print(line, file=sys.stderr))
     return 0 if result.chosen is not None else 1

@@ -17,6 +17,7 @@ import subprocess
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,38 @@ def from_check(bundle: Path, result: dict[str, Any]) -> list[Run]:
             workload=f"{result['inputs']} long-tail inputs vs {result['reference']}",
             **_base("check", result["checked_at"], describe(), software))
     ]  # fmt: skip
+
+
+def from_tune(result: Any) -> list[Run]:
+    """One run per configuration ``edgert tune`` measured in full: its latency with the rounds, p95, throughput
+    and peak RSS; the workload says the objective, the budget and whether it was the one chosen."""
+    from ..device import describe, versions
+
+    machine, software = describe(), versions(("edgert", "onnxruntime", "numpy", "tokenizers"))
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    runs = []
+    for t in result.trials:
+        if not t.full:
+            continue
+        sha, variant, card = model_facts(result.bundle, t.variant)
+        threads = t.threads or "auto"
+        measures = []
+        if t.p50 is not None:
+            measures.append(Measure(f"p50 threads={threads}", t.p50, "ms", False, rounds=t.rounds_p50_ms))
+        for name, value, unit, higher in (
+            (f"p95 threads={threads}", t.p95, "ms", False), ("throughput", t.throughput, "items/s", True),
+            ("rss", t.rss, "MiB", False),
+        ):  # fmt: skip
+            if value is not None:
+                measures.append(Measure(name, float(value), unit, higher))
+        chosen = " (chosen)" if result.chosen is not None and t == result.chosen else ""
+        runs.append(
+            Run(uid=uuid.uuid4().hex, model=Path(result.bundle).name, model_sha256=sha, variant=variant,
+                measures=tuple(measures), card=card,
+                workload=f"tune for {result.objective}, budget {result.budget or 'none'}{chosen}",
+                **_base("tune", created, machine, software))
+        )  # fmt: skip
+    return runs
 
 
 def _median(values: tuple[float, ...]) -> float:
