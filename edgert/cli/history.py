@@ -120,13 +120,10 @@ def _show(runs: list[Run], uid: str) -> int:
 
 
 def _trend(runs: list[Run], args: Namespace) -> int:
-    from ..history.trend import noise, series, steps
+    from ..history.trend import noise, series_of, steps
 
     threshold = _percent(args.threshold, "--threshold")
-    found = series(runs, args.metric)
-    if not found:
-        raise EdgertError(f"no run in the store has {args.metric!r} (edgert history show RUN lists a run's metrics)")
-    for s in found:
+    for s in series_of(runs, args.metric):
         values = s.values
         sigma = noise(values, s.rounds())
         print(
@@ -143,14 +140,11 @@ def _trend(runs: list[Run], args: Namespace) -> int:
 
 
 def _gate(runs: list[Run], args: Namespace) -> int:
-    from ..history.trend import gate, series
+    from ..history.trend import gate, series_of
 
     threshold = _percent(args.threshold, "--threshold")
-    found = series(runs, args.metric)
-    if not found:
-        raise EdgertError(f"no run in the store has {args.metric!r}")
     failed = False
-    for s in found:
+    for s in series_of(runs, args.metric):
         v = gate(s, args.last, threshold)
         mark = "REGRESSION  " if v.regression else ""
         print(f"{mark}{v.series}: latest {v.latest:.4g} {s.unit} vs {v.baseline:.4g}: {v.why}")

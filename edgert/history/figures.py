@@ -15,7 +15,7 @@ from typing import Any
 from .. import safepath
 from ..errors import EdgertError, MissingDependencyError
 from .records import Run
-from .trend import Series, Step, noise, series, steps
+from .trend import Series, Step, noise, series, series_of, steps
 
 
 def _pyplot() -> Any:
@@ -60,9 +60,7 @@ def _write(path: Path, data: bytes | str, what: str) -> Path:
 
 def plot(runs: Sequence[Run], metric: str, path: Path, threshold: float) -> list[Path]:
     """One image per series of METRIC: PATH itself for one, PATH's stem with a number for several."""
-    found = series(runs, metric)
-    if not found:
-        raise EdgertError(f"no run in the store has {metric!r}")
+    found = series_of(runs, metric)
     out = []
     for i, s in enumerate(found, 1):
         target = path if len(found) == 1 else path.with_name(f"{path.stem}-{i}{path.suffix}")

@@ -80,6 +80,16 @@ def series(runs: Sequence[Run], metric: str) -> list[Series]:
     return out
 
 
+def series_of(runs: Sequence[Run], metric: str) -> list[Series]:
+    """``series``, or EdgertError when no run has METRIC: what every command on a metric starts from."""
+    from ..errors import EdgertError
+
+    found = series(runs, metric)
+    if not found:
+        raise EdgertError(f"no run in the store has {metric!r} (edgert history show RUN lists a run's metrics)")
+    return found
+
+
 def noise(values: Sequence[float], rounds: Sequence[tuple[float, ...]]) -> float:
     """The standard deviation of one run's log value: the larger of the rounds' and the runs' own estimate."""
     y = np.log(np.asarray(values, dtype=np.float64))

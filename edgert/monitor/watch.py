@@ -19,6 +19,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -93,27 +94,21 @@ class Monitor:
             return self.model.embed(texts, **kw)
         items = [texts] if isinstance(texts, str) else list(texts)
         norms = np.empty(len(items), dtype=np.float32)
-        start = time.perf_counter()
-        out = self.model.embed(items, norms=norms, **kw)
-        ms = (time.perf_counter() - start) * 1e3
+        out, ms = _timed(lambda: self.model.embed(items, norms=norms, **kw))
         self._safely(self._embedded, items, out, norms, ms)
         return out
 
     def classify(self, items: Any, **kw: Any) -> Any:
         if not self._take():
             return self.model.classify(items, **kw)
-        start = time.perf_counter()
-        out = self.model.classify(items, **kw)
-        ms = (time.perf_counter() - start) * 1e3
+        out, ms = _timed(lambda: self.model.classify(items, **kw))
         self._safely(self._classified, _as_list(items, self._image), out, ms)
         return out
 
     def detect(self, samples: Any, **kw: Any) -> Any:
         if not self._take():
             return self.model.detect(samples, **kw)
-        start = time.perf_counter()
-        out = self.model.detect(samples, **kw)
-        ms = (time.perf_counter() - start) * 1e3
+        out, ms = _timed(lambda: self.model.detect(samples, **kw))
         self._safely(self._detected, samples, out, ms)
         return out
 
@@ -217,6 +212,13 @@ class Monitor:
 
     def __repr__(self) -> str:
         return f"Monitor({self.model!r}, sample={self.sample}, recorded={self.recorded}, dropped={self.dropped})"
+
+
+def _timed(call: Callable[[], Any]) -> tuple[Any, float]:
+    """CALL's result and the milliseconds it took."""
+    start = time.perf_counter()
+    out = call()
+    return out, (time.perf_counter() - start) * 1e3
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
