@@ -92,8 +92,10 @@ step "running the test suite under QEMU_CPU=cortex-a72 (tests that need torch ar
 mkdir -p "$work/t" && cp -r "$repo/tests" "$repo/examples" "$work/t/" && cp "$repo/pyproject.toml" "$work/t/"
 # test_wheel.py is left out: it builds x86_64 wheels from a checkout; this lane is the aarch64 wheel test.
 # test_bench.py too (6.5 min under qemu, timings that mean nothing there): step 6 runs edgert bench itself.
+# Two pytest workers (xdist): the emulated suite is CPU-bound and one qemu process keeps about one core busy, so two
+# use both cores once the Python 3.10 lane beside it is done (each worker has its own EDGERT_HOME and tmp folders).
 if ! QEMU_CPU=cortex-a72 EDGERT_ARM_ENV="EDGERT_TEST_BUNDLES=/work/bundles EDGERT_EXTENSIONS=1 EDGERT_EMULATED=1" \
-  in_root sh -c 'cd /work/t && /work/venv/bin/python -m pytest -q -p no:cacheprovider -rfEs --durations=15 tests --ignore=tests/test_wheel.py --ignore=tests/test_bench.py' > "$out/pytest.log" 2>&1; then
+  in_root sh -c 'cd /work/t && /work/venv/bin/python -m pytest -q -p no:cacheprovider -n 2 -rfEs --durations=25 tests --ignore=tests/test_wheel.py --ignore=tests/test_bench.py' > "$out/pytest.log" 2>&1; then
   tail -60 "$out/pytest.log" >&2
   die "the test suite failed on aarch64 (full log: $out/pytest.log)"
 fi

