@@ -336,6 +336,12 @@ def cmd_check(args: Namespace) -> int:
     return run_check(args, resolve_bundle)
 
 
+def cmd_fleet(args: Namespace) -> int:
+    from .fleet import run_fleet
+
+    return run_fleet(args, resolve_bundle)
+
+
 def cmd_compare(args: Namespace) -> int:
     from .bench import run_compare
 

@@ -60,6 +60,8 @@ EXAMPLES = {
     "history": 'edgert history trend --metric "p50 threads=1" --model minilm',
     "monitor": "edgert monitor report minilm --window 1000",
     "tune": 'edgert tune ./minilm-bundle --budget "p95<=20ms" --objective latency',
+    "fleet": "edgert fleet bench ./minilm-bundle --cluster tcp://head.local:8786 --devices 'pi*' -- --budget "
+    '"p95<=30ms" --quick',
 }
 
 
@@ -312,12 +314,80 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--store", default=None, metavar="URL", help="a SQLite file or a postgresql:// URL")
 
     _command(sub, "device", help="describe this device: CPU, ISA features, board, energy meters, kernels")
+    _add_fleet(sub)
     return parser
+
+
+def _add_fleet(sub: Any) -> None:
+    p = _command(sub, "fleet", help="many devices at once (Dask): head, join, devices, bench, eval, tune, check, embed")
+    fleet = p.add_subparsers(dest="fleet", metavar="ACTION", parser_class=_Parser, required=True)
+
+    def cluster_args(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--cluster", default=None, metavar="ADDRESS",
+                       help="the head's address, tcp://HOST:PORT (default: EDGERT_FLEET)")  # fmt: skip
+        q.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the head to answer")
+
+    q = fleet.add_parser("head", help="start the fleet's head (a Dask scheduler) here", formatter_class=_Help)
+    q.add_argument("--host", default="0.0.0.0", help="the interface to listen on")
+    q.add_argument("--port", type=int, default=8786, help="the port devices join")
+    q = fleet.add_parser("join", help="make this machine a device of the fleet (until stopped)", formatter_class=_Help)
+    q.add_argument("cluster", metavar="ADDRESS", help="the head's address, tcp://HOST:PORT")
+    q.add_argument("--name", required=True, help="this device's name in the fleet (e.g. pi5-kitchen)")
+    q.add_argument("--death-timeout", type=float, default=60.0,
+                   help="seconds without the head before this device gives up")  # fmt: skip
+    q = fleet.add_parser("devices", help="the devices in the fleet, as `edgert device` describes each",
+                         formatter_class=_Help)  # fmt: skip
+    cluster_args(q)
+    q.add_argument("--devices", default=None, metavar="PATTERNS", help="only these: pi5,*jetson* (shell patterns)")
+    q.add_argument("--json", action="store_true", help="the devices as JSON")
+    for name in ("bench", "eval", "tune", "check"):
+        q = fleet.add_parser(
+            name, formatter_class=_Help,
+            help=f"edgert {name} on every selected device; flags after -- are {name}'s own",
+            epilog=f"example:\n  edgert fleet {name} ./minilm-bundle --devices 'pi*' -- {_FLEET_EXAMPLE[name]}",
+        )  # fmt: skip
+        q.add_argument("bundle", nargs="?", default=None, help="bundle directory or catalog name (default: minilm)")
+        cluster_args(q)
+        q.add_argument("--devices", default=None, metavar="PATTERNS", help="the devices: pi5,*jetson* (default: all)")
+        q.add_argument("--out", default=None, metavar="DIR", help="each device's output and JSON result, by name")
+        q.add_argument("--grace", type=float, default=60.0,
+                       help="seconds a device may be gone before its run is reported as not done")  # fmt: skip
+        if name in ("bench", "eval"):
+            _add_record_args(q)
+        else:
+            q.set_defaults(record=False, store=None)
+    for name in ("embed", "classify"):
+        q = fleet.add_parser(name, formatter_class=_Help,
+                             help=f"{name} a large text file on every device; parts written in order")  # fmt: skip
+        q.add_argument("bundle", nargs="?", default=None, help="bundle directory or catalog name (default: minilm)")
+        cluster_args(q)
+        q.add_argument("--devices", default=None, metavar="PATTERNS", help="the devices: pi5,*jetson* (default: all)")
+        q.add_argument("--input", "-i", required=True, help="the texts, one per line (UTF-8)")
+        q.add_argument("--out", "-o", required=True, metavar="DIR", help="part-NNNNN.npy files and index.json")
+        q.add_argument("--variant", default=None, help="model variant (default: the bundle's, or its tuned one)")
+        q.add_argument("--batch-size", type=_positive, default=32, help="texts per model call")
+        q.add_argument("--batch-from", default=None, metavar="BENCH.json",
+                       help="the batch of a bench result's throughput knee (within 5%% of the best)")  # fmt: skip
+        q.add_argument("--shard-size", type=_positive, default=2048, help="texts per part (one task on one device)")
+
+
+_FLEET_EXAMPLE = {
+    "bench": '--budget "p95<=30ms" --quick',
+    "eval": "--data ./my-beir-set",
+    "tune": '--budget "p95<=30ms" --threads 1,2,4',
+    "check": "--fail-below 0.99",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    passthrough: list[str] = []
+    if argv[:1] == ["fleet"] and "--" in argv:  # what follows -- is the device command's own
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
     args = parser.parse_args(argv)
+    args.passthrough = passthrough
     if args.command is None:
         parser.print_help()
         return 2
