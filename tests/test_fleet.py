@@ -290,3 +290,14 @@ def test_bulk_embedding_across_two_devices_equals_one_process_bitwise(fleet, min
                   "--shard-size", "2500", check=True)  # fmt: skip
     assert "(7 kept from an earlier run)" in r.stdout
     assert np.array_equal(read_parts(out), want)
+
+
+def test_bulk_runs_only_on_the_selected_devices(fleet, minilm_bundle, tmp_path):
+    source = tmp_path / "texts.txt"
+    source.write_text("\n".join(_texts(1_200)) + "\n", encoding="utf-8")
+    out = tmp_path / "vectors"
+    r = fleet.run("embed", str(minilm_bundle), "--devices", "jetson*", "--input", str(source), "--out", str(out),
+                  "--shard-size", "200", check=True)  # fmt: skip
+    assert "1,200 rows in 6 part(s)" in r.stdout
+    index = json.loads((out / "index.json").read_text())
+    assert [p["device"] for p in index["parts"]] == ["jetson-orin"] * 6

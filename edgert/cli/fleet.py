@@ -304,7 +304,8 @@ def _bulk(client: Any, args: Namespace, resolve_bundle: Callable[[str | None], P
         task = bar.add_task(args.fleet, total=total)
         result = bulk.run_bulk(
             client, jobs.bundle_id(bundle), lines(), Path(args.out), task=args.fleet, variant=args.variant,
-            batch_size=batch, shard_size=args.shard_size, input_sha256=sha256_file(source),
+            batch_size=batch, shard_size=args.shard_size, input_sha256=sha256_file(source), devices=names,
+            grace=args.grace,
             progress=lambda rows, parts: bar.update(task, completed=rows),
         )  # fmt: skip
     kept = f" ({result.kept} kept from an earlier run)" if result.kept else ""

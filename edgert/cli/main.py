@@ -369,6 +369,8 @@ def _add_fleet(sub: Any) -> None:
         q.add_argument("--batch-from", default=None, metavar="BENCH.json",
                        help="the batch of a bench result's throughput knee (within 5%% of the best)")  # fmt: skip
         q.add_argument("--shard-size", type=_positive, default=2048, help="texts per part (one task on one device)")
+        q.add_argument("--grace", type=float, default=60.0,
+                       help="seconds with no selected device before the run stops (written parts stay)")  # fmt: skip
 
 
 _FLEET_EXAMPLE = {

@@ -6,6 +6,11 @@ another device (the scheduler's retries); each shard is written once, as ``part-
 order, beside ``index.json`` (the bundle's id, the variant, each part's rows and sha256). Shards already written
 by an earlier run with the same bundle, variant, shard size and input are kept, so a run that stopped goes on where
 it stopped. Only a window of shards is in flight, so the coordinator's memory does not grow with the input.
+
+With a selection of devices, each shard is restricted to the selected devices' workers as they are when it is
+submitted; a shard whose device dies runs again on another selected one. When none of the selected devices has been
+in the cluster for GRACE seconds, the run stops with an error that says how many parts are written (a rerun keeps
+them).
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import hashlib
 import io
 import json
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .cluster import joined
 from .device_side import FLEET_RESOURCE, FleetError, classify_shard, embed_shard
 
 INDEX = "index.json"
@@ -78,10 +85,13 @@ def run_bulk(
     shard_size: int = 2048,
     input_sha256: str = "",
     window: int | None = None,
+    devices: list[str] | None = None,
+    grace: float = 60.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> BulkResult:
-    """Runs TASK ("embed" or "classify") over TEXTS on the fleet's devices; writes the parts and index under OUT."""
-    from distributed import as_completed
+    """Runs TASK ("embed" or "classify") over TEXTS on DEVICES (names; all the fleet's devices when None); writes
+    the parts and index under OUT."""
+    from distributed import as_completed, wait
 
     fn = {"embed": embed_shard, "classify": classify_shard}.get(task)
     if fn is None:
@@ -94,13 +104,40 @@ def run_bulk(
         old = json.loads(index_path.read_text())
         if {k: old.get(k) for k in meta} == meta:
             kept = {int(p["part"]): p for p in old.get("parts", []) if _intact(out, p)}
-    n_devices = max(1, sum(1 for w in client.scheduler_info(n_workers=-1)["workers"].values()
-                           if FLEET_RESOURCE in (w.get("resources") or {})))  # fmt: skip
-    window = window or 2 * n_devices
+    everyone = sorted(joined(client))
+    chosen = sorted(devices) if devices else everyone
+    restrict = chosen != everyone  # the whole fleet needs no restriction: any device may take any shard
+    window = window or 2 * max(1, len(chosen))
     parts: dict[int, dict[str, Any]] = dict(kept)
     rows = sum(int(p["rows"]) for p in kept.values())
     pending = as_completed()
     futures: dict[Any, tuple[int, int]] = {}
+
+    def where() -> dict[str, Any]:
+        if not restrict:
+            return {}
+        present = [a for n, a in joined(client).items() if n in chosen]
+        return {"workers": present, "allow_other_workers": False} if present else {}
+
+    def next_done() -> Any:
+        """The next finished shard; FleetError when no selected device has been there for GRACE seconds."""
+        gone_since: float | None = None
+        while True:
+            try:
+                wait(list(futures), timeout=min(5.0, grace), return_when="FIRST_COMPLETED")
+                return next(pending)
+            except TimeoutError:
+                pass
+            if any(n in chosen for n in joined(client)):
+                gone_since = None
+                continue
+            gone_since = gone_since or time.monotonic()
+            if time.monotonic() - gone_since >= grace:
+                client.cancel(list(futures))
+                raise FleetError(
+                    f"no selected device has been in the cluster for {grace:g} s ({', '.join(chosen)}); "
+                    f"{len(parts)} part(s) are written under {out} and a rerun keeps them"
+                )
 
     def collect(f: Any) -> None:
         nonlocal rows
@@ -113,7 +150,11 @@ def run_bulk(
         tmp = out / f".{name}.partial"
         tmp.write_bytes(data)
         os.replace(tmp, out / name)
-        parts[part] = {"part": part, "file": name, "rows": n, "sha256": hashlib.sha256(data).hexdigest()}
+        holders = client.who_has(f).get(f.key) or ()
+        names = {a: n for n, a in joined(client).items()}
+        made_on = ",".join(sorted(names.get(a, a) for a in holders)) or "?"  # which device made it, for the record
+        parts[part] = {"part": part, "file": name, "rows": n, "sha256": hashlib.sha256(data).hexdigest(),
+                       "device": made_on}  # fmt: skip
         rows += n
         if progress is not None:
             progress(rows, len(parts))
@@ -123,13 +164,14 @@ def run_bulk(
         if part in kept:
             continue
         f = client.submit(fn, bid, variant, shard, batch_size, resources={FLEET_RESOURCE: 1}, pure=False,
-                          retries=2, key=f"edgert-{task}-part-{part:05d}-{bid[:8]}-{os.urandom(4).hex()}")  # fmt: skip
+                          retries=2, key=f"edgert-{task}-part-{part:05d}-{bid[:8]}-{os.urandom(4).hex()}",
+                          **where())  # fmt: skip
         futures[f] = (part, len(shard))
         pending.add(f)
         while len(futures) >= window:
-            collect(next(pending))
-    for f in pending:
-        collect(f)
+            collect(next_done())
+    while futures:
+        collect(next_done())
     _write_index(index_path, meta, parts)
     return BulkResult(rows=rows, parts=len(parts), kept=len(kept), out=out)
 
