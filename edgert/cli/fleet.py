@@ -86,16 +86,14 @@ def _devices(client: Any, args: Namespace) -> int:
     return 0
 
 
-def _check_passthrough(command: str, bundle: Path, rest: list[str]) -> None:
+def _check_passthrough(parser: Any, command: str, bundle: Path, rest: list[str]) -> None:
     """The device command's own flags, parsed here as the device will parse them: a bad flag or budget is one line,
     exit 2, before anything is shipped."""
     for a in rest:
         flag = a.split("=", 1)[0]
         if flag in OWN_FLAGS:
             raise EdgertError(f"fleet {command}: {flag} is fleet's to set (each device's output goes under --out)")
-    from .main import build_parser
-
-    parsed = build_parser().parse_args([command, str(bundle), *rest])
+    parsed = parser.parse_args([command, str(bundle), *rest])
     if command == "bench":  # what bench would refuse on the device after the bundle arrived, refused here
         from ..bench.budget import unmeasurable
         from ..bench.config import QUICK, BenchConfig
@@ -146,7 +144,7 @@ def _command(client: Any, args: Namespace, resolve_bundle: Callable[[str | None]
     rest = list(args.passthrough)
     if command == "check" and "--no-card" not in rest:
         rest.append("--no-card")  # the device's copy stays the bundle that was sent
-    _check_passthrough(command, bundle, rest)
+    _check_passthrough(args.parser, command, bundle, rest)
     store = None
     if args.record:
         if command not in ("bench", "eval"):

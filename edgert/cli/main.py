@@ -390,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         argv, passthrough = argv[:cut], argv[cut + 1 :]
     args = parser.parse_args(argv)
     args.passthrough = passthrough
+    args.parser = parser  # fleet parses the device command's own flags as the device will
     if args.command is None:
         parser.print_help()
         return 2
