@@ -301,3 +301,29 @@ def test_bulk_runs_only_on_the_selected_devices(fleet, minilm_bundle, tmp_path):
     assert "1,200 rows in 6 part(s)" in r.stdout
     index = json.loads((out / "index.json").read_text())
     assert [p["device"] for p in index["parts"]] == ["jetson-orin"] * 6
+
+
+def test_bulk_stops_when_its_selected_device_leaves_and_a_rerun_keeps_what_it_made(fleet, minilm_bundle, tmp_path):
+    source = tmp_path / "texts.txt"
+    source.write_text("\n".join(_texts(6_000)) + "\n", encoding="utf-8")
+    out = tmp_path / "vectors"
+    fleet.join("leaver-bulk")
+    try:
+        run = fleet.popen("embed", str(minilm_bundle), "--devices", "leaver-bulk", "--grace", "3", "--input",
+                          str(source), "--out", str(out), "--shard-size", "100")  # fmt: skip
+        end = time.monotonic() + 180
+        while time.monotonic() < end:
+            index = out / "index.json"
+            if index.is_file() and json.loads(index.read_text())["parts"]:
+                break
+            time.sleep(0.2)
+    finally:
+        fleet.stop("leaver-bulk")
+    stdout, stderr = run.communicate(timeout=300)
+    assert run.returncode == 2, stderr
+    assert "no selected device has been in the cluster for 3 s (leaver-bulk)" in stderr
+    made = json.loads((out / "index.json").read_text())["parts"]
+    assert made and len(made) < 60 and {p["device"] for p in made} == {"leaver-bulk"}  # never another device
+    r = fleet.run("embed", str(minilm_bundle), "--devices", "pi5", "--input", str(source), "--out", str(out),
+                  "--shard-size", "100", check=True)  # fmt: skip
+    assert f"({len(made)} kept from an earlier run)" in r.stdout and "6,000 rows in 60 part(s)" in r.stdout

@@ -113,11 +113,29 @@ def run_bulk(
     pending = as_completed()
     futures: dict[Any, tuple[int, int]] = {}
 
+    def present() -> list[str]:
+        """The addresses of the devices that may take a shard now: the selected ones (any device, for the whole
+        fleet)."""
+        return [a for n, a in joined(client).items() if not restrict or n in chosen]
+
+    def gone() -> FleetError:
+        client.cancel(list(futures))
+        return FleetError(
+            f"no selected device has been in the cluster for {grace:g} s ({', '.join(chosen)}); "
+            f"{len(parts)} part(s) are written under {out} and a rerun keeps them"
+        )
+
     def where() -> dict[str, Any]:
+        """The restriction of the next shard; waits up to GRACE for a selected device, so a shard never goes to a
+        device that was not selected while the selected ones restart."""
         if not restrict:
             return {}
-        present = [a for n, a in joined(client).items() if n in chosen]
-        return {"workers": present, "allow_other_workers": False} if present else {}
+        end = time.monotonic() + grace
+        while not (addresses := present()):
+            if time.monotonic() >= end:
+                raise gone()
+            time.sleep(0.5)
+        return {"workers": addresses, "allow_other_workers": False}
 
     def next_done() -> Any:
         """The next finished shard; FleetError when no selected device has been there for GRACE seconds."""
@@ -128,16 +146,12 @@ def run_bulk(
                 return next(pending)
             except TimeoutError:
                 pass
-            if any(n in chosen for n in joined(client)):
+            if present():
                 gone_since = None
                 continue
             gone_since = gone_since or time.monotonic()
             if time.monotonic() - gone_since >= grace:
-                client.cancel(list(futures))
-                raise FleetError(
-                    f"no selected device has been in the cluster for {grace:g} s ({', '.join(chosen)}); "
-                    f"{len(parts)} part(s) are written under {out} and a rerun keeps them"
-                )
+                raise gone()
 
     def collect(f: Any) -> None:
         nonlocal rows
