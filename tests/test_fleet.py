@@ -327,3 +327,18 @@ def test_bulk_stops_when_its_selected_device_leaves_and_a_rerun_keeps_what_it_ma
     r = fleet.run("embed", str(minilm_bundle), "--devices", "pi5", "--input", str(source), "--out", str(out),
                   "--shard-size", "100", check=True)  # fmt: skip
     assert f"({len(made)} kept from an earlier run)" in r.stdout and "6,000 rows in 60 part(s)" in r.stdout
+
+
+def test_fleet_check_ships_the_file_it_names_and_judges_each_device(fleet, minilm_bundle, tmp_path):
+    texts = tmp_path / "mine.txt"
+    texts.write_text("the cat sat on the mat\nedge devices run small models\n", encoding="utf-8")
+    r = fleet.run("check", str(minilm_bundle), "--out", str(tmp_path / "out"), "--", "--file", str(texts),
+                  "--fail-below", "0.9")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "pi5: ok (exit 0" in r.stderr and "jetson-orin: ok (exit 0" in r.stderr
+    assert "mine.txt" in r.stderr  # shipped to the devices that lacked it, verified there
+    for name in ("pi5", "jetson-orin"):
+        assert "worst cosine" in (tmp_path / "out" / f"{name}.txt").read_text()
+    r = fleet.run("check", str(minilm_bundle), "--devices", "pi5", "--", "--file", str(texts), "--fail-below", "1.01")
+    assert r.returncode == 1 and "pi5: budget missed (exit 1" in r.stderr  # cosine is never above 1
+    assert "mine.txt" not in r.stderr  # pi5 holds it already: not sent again
