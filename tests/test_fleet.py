@@ -342,3 +342,22 @@ def test_fleet_check_ships_the_file_it_names_and_judges_each_device(fleet, minil
     r = fleet.run("check", str(minilm_bundle), "--devices", "pi5", "--", "--file", str(texts), "--fail-below", "1.01")
     assert r.returncode == 1 and "pi5: budget missed (exit 1" in r.stderr  # cosine is never above 1
     assert "mine.txt" not in r.stderr  # pi5 holds it already: not sent again
+
+
+def test_fleet_eval_on_a_device_equals_eval_here(fleet, minilm_bundle, tmp_path):
+    from edgert.eval import EvalOptions, evaluate
+
+    from . import evalsets
+
+    pairs = evalsets.write_pairs(tmp_path / "pairs.csv")
+    out = tmp_path / "out"
+    r = fleet.run("eval", str(minilm_bundle), "--devices", "jetson*", "--out", str(out), "--", "--data", str(pairs),
+                  "--variants", "fp32", "--no-cost")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "jetson-orin" in r.stdout and "fp32 spearman" in r.stdout
+    there = json.loads((out / "jetson-orin.json").read_text())
+    (here,) = evaluate([minilm_bundle], EvalOptions(data=pairs, variants=("fp32",), cost=False)).results
+    (res,) = there["results"]
+    got = {m["name"]: m["value"] for m in res["metrics"]}
+    assert got["spearman"] == pytest.approx(here.metric("spearman").value, abs=1e-9)
+    assert got["pearson"] == pytest.approx(here.metric("pearson").value, abs=1e-9)
