@@ -26,7 +26,15 @@ METRICS = {
     "load_rss": "memory",
     "energy": "energy",
     "throughput": "rate",
+    # over the last window of a sustained run (bench --sustained)
+    "p50@sustained": "time",
+    "p95@sustained": "time",
+    "p99@sustained": "time",
+    "throughput@sustained": "rate",
 }
+SUSTAINED = tuple(m for m in METRICS if m.endswith("@sustained"))
+#: what a sustained run measures besides its last window: the latency of every call and the items they ran
+SUSTAINED_RUN = ("p50", "p90", "p95", "p99", "max", "mean", "throughput", *SUSTAINED)
 UNITS = {
     "time": {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3},  # to ms
     "memory": {
@@ -42,7 +50,9 @@ UNITS = {
     "rate": {"/s": 1.0, "items/s": 1.0, "qps": 1.0},
 }
 CANONICAL = {"time": "ms", "memory": "MiB", "energy": "mJ", "rate": "/s"}
-_TOKEN = re.compile(r"^\s*([a-z_0-9]+)\s*(<=|>=|<|>)\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([A-Za-zµ/]*)\s*$")
+_TOKEN = re.compile(
+    r"^\s*([a-z_0-9]+(?:@sustained)?)\s*(<=|>=|<|>)\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([A-Za-zµ/]*)\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -117,10 +127,16 @@ def load_file(path: str | Path) -> list[Limit]:
     return limits
 
 
-def unmeasurable(limits: list[Limit], cold_runs: int, energy_meter: str) -> list[str]:
+def unmeasurable(limits: list[Limit], cold_runs: int, energy_meter: str, sustained: bool = False) -> list[str]:
     """Budgets that a run with these settings cannot measure, each with the reason: refused before the run."""
     out = []
     for lim in limits:
+        if sustained and lim.metric not in SUSTAINED_RUN:
+            out.append(f"{lim.text} (a sustained run measures {', '.join(SUSTAINED_RUN)})")
+            continue
+        if not sustained and lim.metric in SUSTAINED:
+            out.append(f"{lim.text} (measured by a sustained run: give --sustained DURATION)")
+            continue
         if lim.metric in ("cold", "rss") and cold_runs == 0:
             out.append(f"{lim.text} (measured in the cold-start runs, and --cold-runs is 0)")
         if lim.metric == "energy" and energy_meter == "off":

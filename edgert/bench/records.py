@@ -243,15 +243,20 @@ class Summary:
     load_rss: float | None = None
     energy: float | None = None
     throughput: float | None = None  # the best batch size's items actually run per second
+    # a sustained run's last window (edgert.sustained); budgets name them p95@sustained and so on
+    p50_sustained: float | None = None
+    p95_sustained: float | None = None
+    p99_sustained: float | None = None
+    throughput_sustained: float | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+        return tuple(f.name.replace("_sustained", "@sustained") for f in fields(cls))
 
     def get(self, metric: str) -> float | None:
         if metric not in self.names():
             raise KeyError(metric)
-        value: float | None = getattr(self, metric)
+        value: float | None = getattr(self, metric.replace("@sustained", "_sustained"))
         return value
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from .. import safepath
 from ..bench.config import BenchConfig
 from ..errors import EdgertError, require
+from ..sustained.options import SustainedOptions
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -91,7 +92,7 @@ def _writable(path: str, flag: str) -> None:
         raise EdgertError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
 
 
-def _check_before_run(args: Namespace, limits: list[Limit] | None, config: BenchConfig) -> None:
+def _check_before_run(args: Namespace, limits: list[Limit] | None, config: BenchConfig, sustained: bool) -> None:
     """Everything that would fail only after the run: output paths, the plot's dependency, unmeasurable budgets."""
     from ..bench.budget import unmeasurable
 
@@ -105,7 +106,7 @@ def _check_before_run(args: Namespace, limits: list[Limit] | None, config: Bench
             raise EdgertError(f"--plot {args.plot}: give a .png, .svg, .pdf or .jpg file name")
         require("matplotlib", "plot")
     if limits:
-        cannot = unmeasurable(limits, config.cold_runs, config.energy_meter)
+        cannot = unmeasurable(limits, config.cold_runs, config.energy_meter, sustained)
         if cannot:
             raise EdgertError(f"budget cannot be measured by this run: {'; '.join(cannot)}")
 
@@ -139,7 +140,14 @@ def run_bench(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> 
             f"every session runs with {env} (recorded in the JSON as threads_source)",
             file=sys.stderr,
         )
-    _check_before_run(args, limits, config)
+    sustained = from_args(SustainedOptions, args)
+    _check_before_run(args, limits, config, sustained.sustained is not None)
+    if sustained.sustained is not None:
+        from .sustained import run_sustained
+
+        if store is not None:
+            print("edgert: warning: a sustained run is not recorded in the history (bench runs are)", file=sys.stderr)
+        return run_sustained(args, config, sustained, limits, _RichProgress)
     with _RichProgress() as progress:
         result = run(config, progress)
     if limits:

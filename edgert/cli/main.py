@@ -14,6 +14,7 @@ from ..errors import EdgertError, OptionError
 from ..eval.options import EvalOptions
 from ..export.options import ExportOptions
 from ..import_options import ImportOptions
+from ..sustained.options import SustainedOptions
 from ..tune.options import TuneOptions
 from .options import add_options, flag_for
 
@@ -224,10 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="bundle directory, .onnx file or catalog name (default: minilm, built on first use)",
     )
     add_options(p, BenchConfig)
+    add_options(p, SustainedOptions)
     p.add_argument("--budget", default=None, help='e.g. "p95<=20ms,rss<=150MB,energy<=5mJ,cold<=500ms" or FILE.toml')
     p.add_argument("--json", default=None, metavar="PATH", help="write the full result (raw samples) as JSON")
     _add_markdown_arg(p)
-    p.add_argument("--plot", default=None, metavar="PATH.png", help="latency histogram and CDF, throughput")
+    p.add_argument("--plot", default=None, metavar="PATH.png",
+                   help="latency histogram and CDF, throughput (sustained: the four series against time)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="short runs, for a smoke test (flags given still win)")
     _add_record_args(p)
 
