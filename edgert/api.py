@@ -33,8 +33,9 @@ def load(
     ``task="raw"`` gives a plain session for any bundle. ``verify`` checks the sha256 of every file the
     pipeline reads, external weights included (once per file version: see ``Bundle.verify``).
     ``memory="lean"`` turns off the memory arena (see ``SessionConfig``).
-    When ``edgert tune`` chose a configuration for this bundle on this device, it is applied (its variant and
-    thread count) unless the call names a variant or a config itself, or passes ``tuned=False``; ``repr`` says so.
+    When ``edgert tune`` chose a configuration for this bundle on this device, it is applied (its variant, thread
+    count and memory mode) unless the call names a variant or a config itself, or passes ``tuned=False``; ``repr``
+    says so.
     """
     if memory is not None:
         config = replace(config or SessionConfig(), memory=memory)
@@ -61,7 +62,8 @@ def load(
         key = decisions.bundle_key({n: e.sha256 for n, e in bundle.files.items()})
         decision = decisions.lookup(key, tuple(bundle.models))
         if decision is not None:
-            variant, config = decision.variant, SessionConfig(intra_op_threads=decision.threads)
+            variant = decision.variant
+            config = SessionConfig(intra_op_threads=decision.threads, memory=decision.memory)
     # the pipeline verifies every byte onnxruntime and the tokenizer read (see Task), and keeps an unverified
     # model out of the optimised-graph cache that verified loads trust
     model = pipeline(bundle, variant=variant, config=config, verify=verify)

@@ -18,6 +18,7 @@ import onnxruntime as ort
 from . import integrity
 from .device import quantization_target, threads_override
 from .errors import SessionError
+from .modes import MEMORY_MODES  # what each mode means: edgert.modes
 from .paths import ort_cache_dir
 
 _LEVELS = {
@@ -51,12 +52,6 @@ def numpy_dtype(ort_type: str) -> np.dtype:
         return np.dtype(ORT_DTYPES[ort_type])
     except KeyError:
         raise SessionError(f"input type {ort_type} is not supported") from None
-
-
-#: ``lean`` turns off the CPU memory arena: run-time buffers go back to the system after each call instead of
-#: staying reserved for the largest batch seen. Weight prepacking stays on: turning it off saves no peak RSS here
-#: and changes MatMulNBits outputs (another kernel path). benchmarks/memory_modes.py measures each option.
-MEMORY_MODES = ("default", "lean")
 
 
 @dataclass(frozen=True)

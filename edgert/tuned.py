@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import integrity
+from .modes import MEMORY_MODES
 from .paths import home
 
 
@@ -32,10 +33,13 @@ class Decision:
     created: str
     #: the figures it was chosen on, for inspect (p50 ms, p95 ms, throughput items/s, rss MiB)
     figures: dict[str, float | None]
+    memory: str = "default"  # the session's memory mode; decisions written before modes were tuned lack it
 
     def describe(self) -> str:
         threads = self.threads or "auto"
-        return f"{self.variant}, {threads} thread(s) (tuned for {self.objective} on this device, {self.created[:10]})"
+        mode = "" if self.memory == "default" else f", memory {self.memory}"
+        return (f"{self.variant}, {threads} thread(s){mode} (tuned for {self.objective} on this device, "
+                f"{self.created[:10]})")  # fmt: skip
 
 
 def bundle_key(files: dict[str, str]) -> str:
@@ -101,6 +105,9 @@ def lookup(key: str, variants: tuple[str, ...]) -> Decision | None:
         return None
     if decision.fingerprint != fingerprint():
         _notice(f"ignoring {path}: this device or its software changed since it was tuned (edgert tune again)")
+        return None
+    if decision.memory not in MEMORY_MODES:
+        _notice(f"ignoring {path}: memory mode {decision.memory!r} is not one this edgert has")
         return None
     if decision.variant not in variants:
         _notice(f"ignoring {path}: the bundle has no variant {decision.variant!r} any more")

@@ -36,7 +36,8 @@ def test_tune_picks_what_bench_confirms_and_load_applies_it(minilm_bundle, home,
     from edgert.bench import runner
     from edgert.bench.config import BenchConfig
 
-    argv = ["tune", str(minilm_bundle), "--threads", "1,2", "--budget", "p95<=2000ms", "--objective", "latency"]
+    argv = ["tune", str(minilm_bundle), "--threads", "1,2", "--budget", "p95<=2000ms", "--objective", "latency",
+            "--memory", "default"]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
     chosen = next(line for line in out.splitlines() if line.startswith("chosen: "))
@@ -66,6 +67,26 @@ def test_tune_picks_what_bench_confirms_and_load_applies_it(minilm_bundle, home,
     assert edgert.load(minilm_bundle, variant="fp32").tuned is None  # an explicit choice wins
 
 
+def test_tune_over_memory_modes_remembers_the_mode_and_load_applies_it(minilm_bundle, home):
+    from edgert.tune.options import TuneOptions
+    from edgert.tune.runner import tune
+
+    said: list[str] = []
+    options = TuneOptions(variants=("int8",), threads=(1,), memory=("default", "lean"), objective="memory", seq_len=32)
+    result = tune(minilm_bundle, options, said.append)
+    assert "x memory default, lean" in said[0]
+    assert {t.memory for t in result.trials} == {"default", "lean"}
+    assert "int8, threads=1, memory=lean" in {t.label for t in result.trials}
+    full = [t for t in result.trials if t.full]
+    assert result.chosen is not None and result.chosen.rss == min(t.rss for t in full)  # the smaller peak
+    decision = tuned.lookup(_key(minilm_bundle), ("fp32", "int8"))
+    assert decision is not None and decision.memory == result.chosen.memory
+    model = edgert.load(minilm_bundle)
+    assert model.tuned == decision and model.session_config.memory == decision.memory
+    assert model.session_config.arena is (decision.memory == "default")
+    assert ("memory lean" in repr(model)) is (decision.memory == "lean")
+
+
 def _decision(bundle, **kw) -> tuned.Decision:
     fields = {
         "bundle": _key(bundle), "fingerprint": tuned.fingerprint(), "variant": "int8", "threads": 1,
@@ -89,6 +110,9 @@ def test_a_tampered_foreign_or_stale_decision_is_ignored_with_a_notice(minilm_bu
         assert edgert.load(minilm_bundle).tuned is None
     tuned.save(_decision(minilm_bundle, variant="int4"))
     with pytest.warns(RuntimeWarning, match="no variant 'int4'"):
+        assert edgert.load(minilm_bundle).tuned is None
+    tuned.save(_decision(minilm_bundle, memory="huge"))  # from a later edgert with modes this one lacks
+    with pytest.warns(RuntimeWarning, match="memory mode 'huge' is not one this edgert has"):
         assert edgert.load(minilm_bundle).tuned is None
     tuned.save(_decision(minilm_bundle))
     (home / "secret").unlink()  # from here on another key: the file was signed by someone else's

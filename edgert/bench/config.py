@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..device.meters import METERS
 from ..errors import OptionError
+from ..modes import MEMORY_MODES
 from ..options import check, option
 
 ENERGY_METERS = ("auto", *METERS, "estimate", "off")
@@ -79,6 +80,7 @@ class BenchConfig:
         shown="auto",
     )  # fmt: skip
     batch_sizes: tuple[int, ...] = option((1, 8, 32), help="batch sizes for the throughput runs", parse=batch_sizes)
+    memory: str = option("default", help="the session's memory mode (lean: no memory arena)", choices=MEMORY_MODES)
     seq_len: int = option(128, help="tokens per text for text bundles")
     shapes: tuple[str, ...] = option(
         (), help="shape of an input with dynamic dimensions (bare ONNX); the first dimension is the batch",
@@ -122,6 +124,7 @@ class BenchConfig:
             w is None or (math.isfinite(w) and 0 < w <= 1000), "watts_per_core",
             f"must be a power in watts, above 0 (and at most 1000), got {w}",
         )  # fmt: skip
+        check(self.memory in MEMORY_MODES, "memory", f"must be one of {', '.join(MEMORY_MODES)}, got {self.memory!r}")
         check(self.energy_meter in ENERGY_METERS, "energy_meter", f"must be one of {', '.join(ENERGY_METERS)}")
         parse_shapes(list(self.shapes))
         parse_values(list(self.values))

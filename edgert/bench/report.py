@@ -44,6 +44,8 @@ def sections(r: BenchResult) -> list[Section]:
         ["model", f"{t.path} ({t.variant or '-'}, {t.task})" if t else "-"],
         ["input", t.description if t else "-"],
     ]
+    if r.settings.memory != "default":
+        info.append(["memory mode", f"{r.settings.memory} (no memory arena: buffers go back after each call)"])
     window = t.input.window_ms if t else None
     if window and s.p50:
         info.append(["real-time factor", f"{s.p50 / window:.4f} (p50 time per window / its {window:g} ms)"])

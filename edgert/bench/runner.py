@@ -196,6 +196,7 @@ def _measure(config: BenchConfig, progress: Progress, state: _State, device: Des
             shapes=shapes,
             input_file=config.input_file,
             values=values,
+            memory=config.memory,
         )
         state.update(init_ms=(time.perf_counter_ns() - t) / 1e6)
         rss_loaded = rss_mib()

@@ -24,12 +24,14 @@ class TargetSpec:
     shapes: tuple[str, ...]
     values: tuple[str, ...]
     input_file: Path | None
+    memory: str = "default"
 
     @classmethod
     def of(cls, config: BenchConfig, threads: int) -> TargetSpec:
         return cls(
-            config.target, config.variant, threads, config.seq_len, config.shapes, config.values, config.input_file
-        )
+            config.target, config.variant, threads, config.seq_len, config.shapes, config.values, config.input_file,
+            config.memory,
+        )  # fmt: skip
 
     def parsed_shapes(self) -> dict[str, tuple[int, ...]]:
         return parse_shapes(list(self.shapes))

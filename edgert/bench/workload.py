@@ -80,6 +80,7 @@ def open_target(
     shapes: dict[str, tuple[int, ...]],
     input_file: Path | None,
     values: dict[str, float] | None = None,
+    memory: str = "default",
 ) -> Target:
     import time
 
@@ -87,7 +88,7 @@ def open_target(
     from ..bundle import Bundle
     from ..tasks import registry
 
-    config = SessionConfig(intra_op_threads=threads)
+    config = SessionConfig(intra_op_threads=threads, memory=memory)
     t = time.perf_counter_ns()
     source = path if path.suffix == ".onnx" else Bundle.open(path)  # the manifest, read once
     # a bundle whose task has no pipeline is measured as a raw session
@@ -111,6 +112,7 @@ def open_spec(spec: TargetSpec) -> Target:
         shapes=spec.parsed_shapes(),
         input_file=spec.input_file,
         values=spec.parsed_values(),
+        memory=spec.memory,
     )
 
 

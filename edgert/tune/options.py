@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..bench.config import batch_sizes, thread_counts
+from ..errors import OptionError
+from ..modes import MEMORY_MODES
 from ..options import check, option
 
 OBJECTIVES = ("latency", "throughput", "memory", "energy")
@@ -21,6 +23,16 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
+def _modes(text: str) -> tuple[str, ...]:
+    modes = _names(text)
+    for m in modes:
+        if m not in MEMORY_MODES:
+            raise OptionError("memory", f"{m!r} is not a memory mode ({', '.join(MEMORY_MODES)})")
+    if not modes:
+        raise OptionError("memory", "nothing given")
+    return modes
+
+
 @dataclass(frozen=True)
 class TuneOptions:
     budget: str | None = option(None, help='limits in bench\'s syntax, e.g. "p95<=20ms,rss<=150MB"')
@@ -30,6 +42,9 @@ class TuneOptions:
         (), help="thread counts to try, e.g. 1,2,4 (0 or auto: onnxruntime's choice)", parse=thread_counts,
         shown="1 to the cores here, and auto",
     )  # fmt: skip
+    memory: tuple[str, ...] = option(
+        MEMORY_MODES, help="memory modes to try, e.g. default,lean (lean: no memory arena)", parse=_modes
+    )
     batch_sizes: tuple[int, ...] = option(
         (1, 8, 32), help="batch sizes, for the throughput objective", parse=batch_sizes
     )

@@ -44,12 +44,18 @@ class Trial:
     energy: float | None
     rounds_p50_ms: tuple[float, ...] = ()
     full: bool = False  # measured in the full pass (else pruned after the quick one)
+    memory: str = "default"  # the session's memory mode (edgert.modes)
     passed: bool | None = None  # the budget's verdict (None: no budget)
     failed: tuple[str, ...] = ()  # the limits it misses
 
     @property
     def label(self) -> str:
-        return f"{self.variant}, threads={self.threads or 'auto'}"
+        mode = "" if self.memory == "default" else f", memory={self.memory}"
+        return f"{self.variant}, threads={self.threads or 'auto'}{mode}"
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return (self.variant, self.threads, self.memory)
 
     def value(self, objective: str) -> float:
         field, sign = OBJECTIVES[objective]
@@ -69,7 +75,7 @@ class TuneResult:
 
 
 def _measure(
-    bundle: Path, variant: str, threads: tuple[int, ...], settings: dict[str, Any], options: Any
+    bundle: Path, variant: str, memory: str, threads: tuple[int, ...], settings: dict[str, Any], options: Any
 ) -> list[Trial]:
     from ..bench import runner
     from ..bench.config import BenchConfig
@@ -77,8 +83,8 @@ def _measure(
     given: dict[str, Any] = {"input_file": Path(options.input_file)} if options.input_file else {}
     batches = options.batch_sizes if options.objective == "throughput" else (1,)
     config = BenchConfig(
-        target=bundle, variant=variant, threads=threads, batch_sizes=batches, seq_len=options.seq_len, **given,
-        **settings,
+        target=bundle, variant=variant, threads=threads, batch_sizes=batches, seq_len=options.seq_len, memory=memory,
+        **given, **settings,
     )  # fmt: skip
     result = runner.run(config)
     if not result.complete:
@@ -86,7 +92,8 @@ def _measure(
     out = []
     for c, s in zip(result.configs, result.summaries().values()):
         rounds = tuple(c.latency.rounds_p50_ms) if c.latency is not None else ()
-        out.append(Trial(variant, c.threads_requested, s.p50, s.p95, s.throughput, s.rss, s.energy, rounds))
+        out.append(Trial(variant, c.threads_requested, s.p50, s.p95, s.throughput, s.rss, s.energy, rounds,
+                         memory=memory))  # fmt: skip
     return out
 
 
@@ -131,19 +138,22 @@ def tune(bundle: Path, options: Any, echo: Callable[[str], None]) -> TuneResult:
         raise EdgertError(f"budget cannot be measured by tune: {'; '.join(cannot)}")
     threads = options.threads
     trials: list[Trial] = []
-    total = len(variants) * len(threads)
-    echo(f"tune: quick pass over {total} configurations ({', '.join(variants)} x threads {threads})")
+    modes = options.memory
+    total = len(variants) * len(modes) * len(threads)
+    shown = f" x memory {', '.join(modes)}" if modes != ("default",) else ""
+    echo(f"tune: quick pass over {total} configurations ({', '.join(variants)} x threads {threads}{shown})")
     try:
         for v in variants:
-            trials += _measure(bundle, v, threads, QUICK_PASS, options)
-            for t in trials[-len(threads) :]:
-                echo(f"  quick  {t.label}: p50 {_ms(t.p50)}, rss {_mib(t.rss)}")
+            for m in modes:
+                trials += _measure(bundle, v, m, threads, QUICK_PASS, options)
+                for t in trials[-len(threads) :]:
+                    echo(f"  quick  {t.label}: p50 {_ms(t.p50)}, rss {_mib(t.rss)}")
         left = [t for t in trials if not dominated(t, trials, options.objective)]
         echo(f"tune: full pass over {len(left)} of them (the others are beaten on {options.objective} and memory)")
         full: list[Trial] = []
-        for v in dict.fromkeys(t.variant for t in left):
-            mine = tuple(t.threads for t in left if t.variant == v)
-            for t in _measure(bundle, v, mine, FULL_PASS, options):
+        for v, m in dict.fromkeys((t.variant, t.memory) for t in left):
+            mine = tuple(t.threads for t in left if (t.variant, t.memory) == (v, m))
+            for t in _measure(bundle, v, m, mine, FULL_PASS, options):
                 full.append(replace(t, full=True))
                 echo(f"  full   {t.label}: p50 {_ms(t.p50)}, p95 {_ms(t.p95)}, rss {_mib(t.rss)}")
     except KeyboardInterrupt:
@@ -160,7 +170,7 @@ def tune(bundle: Path, options: Any, echo: Callable[[str], None]) -> TuneResult:
                                                             throughput=t.throughput)})  # fmt: skip
             t = replace(t, passed=all(r.passed for r in rows), failed=tuple(r.budget for r in rows if not r.passed))
         judged.append(t)
-    pruned = [t for t in trials if (t.variant, t.threads) not in {(j.variant, j.threads) for j in judged}]
+    pruned = [t for t in trials if t.key not in {j.key for j in judged}]
     passing = [t for t in judged if t.passed is not False]
     chosen = min(passing, key=lambda t: t.value(options.objective), default=None)
     field = OBJECTIVES[options.objective][0]
@@ -175,7 +185,8 @@ def tune(bundle: Path, options: Any, echo: Callable[[str], None]) -> TuneResult:
     if chosen is not None and options.save:
         decision = tuned.Decision(
             bundle=tuned.bundle_key({n: e.sha256 for n, e in b.files.items()}), fingerprint=tuned.fingerprint(),
-            variant=chosen.variant, threads=chosen.threads, objective=options.objective, budget=options.budget,
+            variant=chosen.variant, threads=chosen.threads, memory=chosen.memory, objective=options.objective,
+            budget=options.budget,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             figures={"p50": chosen.p50, "p95": chosen.p95, "throughput": chosen.throughput, "rss": chosen.rss},
         )  # fmt: skip
