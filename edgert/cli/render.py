@@ -41,6 +41,14 @@ def card_rows(bundle: Bundle) -> list[tuple[str, str]]:
                 + (f", top-1 agreement {v['top1_agreement']:.4f}" if "top1_agreement" in v else ""),
             )
         )
+    for variant, k in (c.get("candidates") or {}).items():
+        v = k.get("vs_fp32") or {}
+        rows.append((
+            f"kept {variant}",
+            f"{k.get('name')}: worst cosine {v.get('min_cosine', float('nan')):.4f}, mean "
+            f"{v.get('mean_cosine', float('nan')):.4f}, {k.get('speedup_vs_fp32', float('nan')):.2f}x fp32 on the "
+            "exporting CPU (edgert tune measures it here)",
+        ))  # fmt: skip
     for variant, worst in (c.get("batch_invariance") or {}).items():
         ok = worst >= 0.9999
         rows.append(

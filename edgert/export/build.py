@@ -271,7 +271,7 @@ def export_bundle(
             )
             with steps.step(what):
                 with _quiet():
-                    chosen, details, record = search.run(
+                    chosen, details, record, others = search.run(
                         tmp,
                         manifest,
                         data,
@@ -280,12 +280,15 @@ def export_bundle(
                         budget=search.Budget(options.accuracy_budget) if auto else None,
                         echo=steps.echo,
                         judge=judge,
+                        keep=options.keep_candidates,
                     )
             if chosen is not None:
                 variant = search.variant_name(chosen)
                 models[variant] = f"model.{variant}.onnx"
                 manifest["default_model"] = "fp32" if record["default"] == "fp32" else variant
                 quant = {"mode": chosen.kind, "name": chosen.name, "target": target, "variant": variant, **details}
+                for v in others:
+                    models[v] = f"model.{v}.onnx"
             write_manifest(tmp, manifest)
         with steps.step("measure agreement with the PyTorch reference on sample inputs"):
             from .agreement import measure
@@ -297,7 +300,8 @@ def export_bundle(
             invariance["fp32"] = record["fp32_batch_invariance"]
             for v in models:
                 if v != "fp32":
-                    invariance[v] = quant["batch_invariance"]["min_cosine"]
+                    facts = others.get(v, quant)
+                    invariance[v] = facts["batch_invariance"]["min_cosine"]
         elif task != "image-classification":
             from ..quality import builtin_texts
 
@@ -323,6 +327,11 @@ def export_bundle(
         }
         if record is not None:
             manifest["card"]["search"] = record
+            if others:  # kept so that the device can choose (edgert tune); each with its own figures
+                manifest["card"]["candidates"] = {
+                    v: {"name": f["recipe"]["name"], "mode": f["recipe"]["kind"], "target": target, **f}
+                    for v, f in others.items()
+                }
         with steps.step("write the manifest and move the bundle into place"):
             manifest["provenance"] = {
                 "name": source.catalog or Path(source.location).name,

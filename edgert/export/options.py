@@ -50,6 +50,10 @@ class ExportOptions:
         None, help="calibration data: a text file, one text per line, or a folder of images", metavar="FILE|DIR",
         shown="built-in texts",
     )  # fmt: skip
+    keep_candidates: int = option(
+        1, help="recipes kept beside fp32: the N fastest that meet the budget, so each device can choose (edgert "
+        "tune) without exporting again", metavar="N",
+    )  # fmt: skip
     candidates: tuple[str, ...] | None = option(
         None, help="recipes for auto to try, instead of the target's preset (names as in the card's search table)",
         metavar="R1,R2", parse=_names,
@@ -72,6 +76,10 @@ class ExportOptions:
             0.0 < self.accuracy_budget <= 1.0, "accuracy_budget", f"must be in (0, 1], got {self.accuracy_budget}",
             ExportOptionError,
         )  # fmt: skip
+        check(1 <= self.keep_candidates <= 8, "keep_candidates", f"must be between 1 and 8, got {self.keep_candidates}",
+              ExportOptionError)  # fmt: skip
+        if self.keep_candidates > 1:
+            check(self.quantize == "auto", "keep_candidates", "goes with quantize auto (a search)", ExportOptionError)
         if self.discard_unlisted:
             object.__setattr__(self, "force", True)  # frozen: set once, while the instance is built
         if self.candidates is not None:

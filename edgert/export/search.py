@@ -149,10 +149,13 @@ def run(
     budget: Budget | None,
     echo: Callable[[str], None],
     judge: Judge | None = None,
-) -> tuple[recipes.Recipe | None, dict[str, Any], dict[str, Any]]:
+    keep: int = 1,
+) -> tuple[recipes.Recipe | None, dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]]:
     """Builds and judges ``candidates`` in ``root`` (which holds model.onnx). Leaves the chosen model there as
-    ``model.<variant>.onnx`` and deletes the rest. Returns (chosen recipe or None, its details, the card's
-    ``search`` record). With ``budget=None`` the single candidate is kept whatever it scores. With a JUDGE, a
+    ``model.<variant>.onnx``, and with KEEP above 1 the next fastest recipes that meet the budget too (KEEP in
+    all), each as ``model.<its variant>.onnx``; deletes the rest. Returns (chosen recipe or None, its details, the
+    card's ``search`` record, {variant: details} of the others kept). With ``budget=None`` the single candidate is
+    kept whatever it scores. With a JUDGE, a
     candidate meets the budget when the judge's task budget holds and it is batch-invariant."""
     task = manifest["task"]
     kind = quality.kind_of(task)
@@ -259,6 +262,12 @@ def run(
         chosen = min((r for r in passing if r["latency_ms"] <= fastest * 1.05), key=lambda r: r["size_bytes"])
     # The fastest model that keeps the accuracy may be fp32 itself: a quantized model that is not clearly
     # faster on this CPU stays in the bundle as a smaller variant, but does not become the default.
+    kept_rows = [] if chosen is None else [chosen]
+    kept_rows += sorted((r for r in passing if r is not chosen), key=lambda r: r["latency_ms"])[: max(keep - 1, 0)]
+    names: dict[str, str] = {}  # recipe -> its variant: int8 or int4 where free, else the recipe's own name
+    for r in kept_rows:
+        short = variant_name(by_row(candidates, r))
+        names[r["recipe"]] = short if short not in names.values() else r["recipe"]
     default = chosen["recipe"] if chosen else "fp32"
     if budget is not None and chosen is not None and chosen["speedup_vs_fp32"] < MIN_SPEEDUP:
         default = "fp32"
@@ -301,23 +310,30 @@ def run(
         "candidates": rows,
         "chosen": chosen["recipe"] if chosen else None,
         "default": default,
+        "kept": {names[r["recipe"]]: r["recipe"] for r in kept_rows},
         "min_speedup": MIN_SPEEDUP,
         "met": chosen is not None,
     }
     del models, ref_model
     chosen_recipe = None
     result: dict[str, Any] = {}
+    others: dict[str, dict[str, Any]] = {}
     for name, (recipe, path, details, _) in built.items():
-        if chosen is not None and name == chosen["recipe"]:
-            chosen_recipe = recipe
-            path.replace(root / f"model.{variant_name(recipe)}.onnx")
-            s = scored[name]
-            result = {
-                "recipe": recipe.as_dict(),
-                **details,
-                "vs_fp32": {"data": "validation", **s["stats"]},
-                "batch_invariance": s["invariance"],
-            }
-        else:
+        if name not in names:
             path.unlink(missing_ok=True)
-    return chosen_recipe, result, record
+            continue
+        path.replace(root / f"model.{names[name]}.onnx")
+        s = scored[name]
+        row = next(r for r in kept_rows if r["recipe"] == name)
+        facts = {
+            "recipe": recipe.as_dict(),
+            **details,
+            "vs_fp32": {"data": "validation", **s["stats"]},
+            "batch_invariance": s["invariance"],
+            "speedup_vs_fp32": row["speedup_vs_fp32"],
+        }
+        if chosen is not None and name == chosen["recipe"]:
+            chosen_recipe, result = recipe, facts
+        else:
+            others[names[name]] = facts
+    return chosen_recipe, result, record, others
