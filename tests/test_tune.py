@@ -163,3 +163,44 @@ def test_tune_runs_are_recorded_one_per_configuration_measured_in_full(minilm_bu
                                                                               ("fp32", (6.0, 6.1, 5.9))]  # fmt: skip
     assert runs[0].workload.endswith("(chosen)") and not runs[1].workload.endswith("(chosen)")
     assert runs[0].measure("rss").value == 100.0 and runs[0].card["quantization"] not in (None, "none")
+
+
+def test_hold_takes_the_best_configuration_that_keeps_the_budget_under_load():
+    from edgert.bench import budget
+    from edgert.bench.records import Summary
+    from edgert.tune.hold import hold
+    from edgert.tune.runner import Trial
+
+    ranked = [Trial("int8", t, 4.0 + t, 5.0, None, 100.0, None, full=True, passed=True) for t in (1, 2, 4)]
+    end = {1: 25.0, 2: 15.0, 4: 12.0}  # threads=1 wins the rounds and throttles; threads=2 keeps the budget
+    said: list[str] = []
+    done, chosen = hold(ranked, budget.parse("p95@sustained<=20ms"),
+                        lambda t: Summary(p95_sustained=end[t.threads]), said.append)  # fmt: skip
+    assert chosen is not None and chosen.threads == 2 and chosen.p95_sustained == 15.0
+    assert [(t.threads, t.passed, t.p95_sustained) for t in done] == [
+        (1, False, 25.0),
+        (2, True, 15.0),
+        (4, True, None),
+    ]
+    assert done[0].failed == ("p95@sustained<=20ms",) and "misses p95@sustained<=20ms" in said[0]
+    _, none = hold(ranked, budget.parse("p95@sustained<=10ms"), lambda t: Summary(p95_sustained=end[t.threads]),
+                   said.append)  # fmt: skip
+    assert none is None
+
+
+def test_tune_sustained_holds_the_choice_and_a_sustained_budget_needs_it(minilm_bundle, home, capsys):
+    from edgert.tune.options import TuneOptions
+    from edgert.tune.runner import tune
+
+    assert main(["tune", str(minilm_bundle), "--budget", "p95@sustained<=30ms"]) == 2
+    assert "give --sustained DURATION" in capsys.readouterr().err  # before anything is measured
+    options = TuneOptions(variants=("int8",), threads=(1,), memory=("default",), seq_len=16, sustained=10,
+                          budget="p95<=10s,p95@sustained<=10s")  # fmt: skip
+    said: list[str] = []
+    result = tune(minilm_bundle, options, said.append)
+    assert result.chosen is not None and result.chosen.p95_sustained is not None
+    assert 0 < result.chosen.p95_sustained < 10_000 and result.chosen.passed is True
+    assert any(line.startswith("  held   int8, threads=1: p95 ") for line in said)
+    assert "keeps it after 10 s of load" in result.why
+    decision = tuned.lookup(_key(minilm_bundle), ("fp32", "int8"))
+    assert decision is not None and decision.figures["p95@sustained"] == result.chosen.p95_sustained

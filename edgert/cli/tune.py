@@ -31,13 +31,17 @@ def run_tune(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> i
         budget.parse(options.budget)
     bundle = resolve_bundle(args.bundle)
     result = tune(bundle, options, lambda line: print(line, file=sys.stderr, flush=True))
-    head = ["configuration", "pass", "p50", "p95", "throughput", "peak RSS", "budget", "chosen"]
+    held = any(t.p95_sustained is not None for t in result.trials)
+    head = ["configuration", "pass", "p50", "p95", "throughput", "peak RSS", *(["p95 at the end"] if held else []),
+            "budget", "chosen"]  # fmt: skip
     rows = []
     for t in result.trials:
         verdict = "-" if t.passed is None else ("pass" if t.passed else "FAIL " + ", ".join(t.failed))
+        end = [_f(t.p95_sustained, "ms")] if held else []
         rows.append([
-            t.label, "full" if t.full else "quick (pruned)", _f(t.p50, "ms"), _f(t.p95, "ms"),
-            _f(t.throughput, "items/s", 1), _f(t.rss, "MiB", 0), verdict, "*" if t is result.chosen else "",
+            t.label, ("held" if t.p95_sustained is not None else "full") if t.full else "quick (pruned)",
+            _f(t.p50, "ms"), _f(t.p95, "ms"), _f(t.throughput, "items/s", 1), _f(t.rss, "MiB", 0), *end, verdict,
+            "*" if t is result.chosen else "",
         ])  # fmt: skip
     print_tables([(f"edgert tune {Path(result.bundle).name} (objective: {result.objective})", head, rows)])
     print(f"chosen: {result.chosen.label if result.chosen else 'none'}: {result.why}")

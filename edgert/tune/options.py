@@ -10,6 +10,7 @@ from ..bench.config import batch_sizes, thread_counts
 from ..errors import OptionError
 from ..modes import MEMORY_MODES
 from ..options import check, option
+from ..sustained.options import duration
 
 OBJECTIVES = ("latency", "throughput", "memory", "energy")
 
@@ -52,10 +53,16 @@ class TuneOptions:
     input_file: Path | None = option(
         None, help="inputs to measure on, as bench takes them", flag="--input", metavar="FILE", parse=Path
     )
+    sustained: float | None = option(
+        None, help="then hold each configuration that passes under load this long, best first, until one keeps the "
+        "budget (its @sustained limits judge the run's end)", parse=duration, metavar="DURATION",
+    )  # fmt: skip
     save: bool = option(True, help="remember the choice for this bundle on this device (edgert.load applies it)")
 
     def __post_init__(self) -> None:
         if not self.threads:
             object.__setattr__(self, "threads", _threads())  # frozen: the device's own default, set once
         check(self.objective in OBJECTIVES, "objective", f"must be one of {', '.join(OBJECTIVES)}")
+        s = self.sustained
+        check(s is None or 10 <= s <= 86400, "sustained", f"must be between 10 s and 24 h, got {s} s")
         check(2 <= self.seq_len <= 8192, "seq_len", f"must be between 2 and 8192, got {self.seq_len}")

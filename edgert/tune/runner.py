@@ -45,6 +45,8 @@ class Trial:
     rounds_p50_ms: tuple[float, ...] = ()
     full: bool = False  # measured in the full pass (else pruned after the quick one)
     memory: str = "default"  # the session's memory mode (edgert.modes)
+    p95_sustained: float | None = None  # at the end of a sustained run (tune --sustained)
+    throughput_sustained: float | None = None
     passed: bool | None = None  # the budget's verdict (None: no budget)
     failed: tuple[str, ...] = ()  # the limits it misses
 
@@ -132,10 +134,20 @@ def tune(bundle: Path, options: Any, echo: Callable[[str], None]) -> TuneResult:
     missing = [v for v in variants if v not in b.models]
     if missing:
         raise EdgertError(f"{bundle}: has no variant {missing[0]!r} (has {', '.join(b.models)})")
-    limits = budgets.parse(options.budget) if options.budget else []
+    every = budgets.parse(options.budget) if options.budget else []
+    held = [lim for lim in every if lim.metric in budgets.SUSTAINED]
+    limits = [lim for lim in every if lim.metric not in budgets.SUSTAINED]
     cannot = budgets.unmeasurable(limits, int(QUICK_PASS["cold_runs"]), "auto")
+    if held and options.sustained is None:
+        cannot += [f"{lim.text} (measured by holding the load: give --sustained DURATION)" for lim in held]
     if cannot:
         raise EdgertError(f"budget cannot be measured by tune: {'; '.join(cannot)}")
+    sensors = None
+    if options.sustained is not None:
+        from ..device.sensors import Sensors
+
+        sensors = Sensors()
+        sensors.probe()  # a sensor that is there but unreadable fails now, not after the passes
     threads = options.threads
     trials: list[Trial] = []
     modes = options.memory
@@ -174,7 +186,28 @@ def tune(bundle: Path, options: Any, echo: Callable[[str], None]) -> TuneResult:
     passing = [t for t in judged if t.passed is not False]
     chosen = min(passing, key=lambda t: t.value(options.objective), default=None)
     field = OBJECTIVES[options.objective][0]
-    if chosen is None:
+    if chosen is not None and options.sustained is not None:
+        from .hold import hold, sustained_run
+
+        ranked = sorted(passing, key=lambda t: t.value(options.objective))
+        echo(f"tune: holding the {len(ranked)} that pass under load for {options.sustained:g} s each, best first, "
+             "until one keeps the budget")  # fmt: skip
+        try:
+            done, chosen = hold(ranked, held, sustained_run(bundle, options, sensors), echo)
+        except KeyboardInterrupt:
+            raise EdgertError(
+                f"tune interrupted while holding the load; best in the passes: {ranked[0].label}"
+            ) from None
+        by_key = {t.key: t for t in done}
+        judged = [by_key.get(t.key, t) for t in judged]
+        if chosen is None:
+            closest = min(done, key=lambda t: len(t.failed))
+            why = (f"no configuration keeps {options.budget} under {options.sustained:g} s of load; closest: "
+                   f"{closest.label} (misses {', '.join(closest.failed)})")  # fmt: skip
+        else:
+            meets = f"meets {options.budget}" if options.budget else "was measured in full"
+            why = f"the best {field} that {meets} and keeps it after {options.sustained:g} s of load"
+    elif chosen is None:
         closest = min(judged, key=lambda t: len(t.failed))
         why = f"no configuration meets {options.budget}; closest: {closest.label} (misses {', '.join(closest.failed)})"
     else:
@@ -188,7 +221,8 @@ def tune(bundle: Path, options: Any, echo: Callable[[str], None]) -> TuneResult:
             variant=chosen.variant, threads=chosen.threads, memory=chosen.memory, objective=options.objective,
             budget=options.budget,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            figures={"p50": chosen.p50, "p95": chosen.p95, "throughput": chosen.throughput, "rss": chosen.rss},
+            figures={"p50": chosen.p50, "p95": chosen.p95, "throughput": chosen.throughput, "rss": chosen.rss,
+                     **({"p95@sustained": chosen.p95_sustained} if chosen.p95_sustained is not None else {})},
         )  # fmt: skip
         path = tuned.save(decision)
         saved = str(path) if path else None
