@@ -313,3 +313,11 @@ def test_plot_draws_every_series_a_device_has(tmp_path):
     png = report.plot(r, tmp_path / "p.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "soft temperature limit" in " ".join(row[-1] for row in report.series_rows(r))
+
+
+def test_fleet_bench_refuses_sustained_before_shipping(tmp_path):
+    from edgert.cli.fleet import _check_passthrough
+    from edgert.cli.main import build_parser
+
+    with pytest.raises(EdgertError, match="--sustained is not run through the fleet yet"):
+        _check_passthrough(build_parser(), "bench", tmp_path, ["--sustained", "5m"])

@@ -94,6 +94,9 @@ def _check_passthrough(parser: Any, command: str, bundle: Path, rest: list[str])
         if flag in OWN_FLAGS:
             raise EdgertError(f"fleet {command}: {flag} is fleet's to set (each device's output goes under --out)")
     parsed = parser.parse_args([command, str(bundle), *rest])
+    if command == "bench" and getattr(parsed, "sustained", None) is not None:
+        raise EdgertError("fleet bench: --sustained is not run through the fleet yet; run edgert bench --sustained "
+                          "on each device")  # fmt: skip
     if command == "bench":  # what bench would refuse on the device after the bundle arrived, refused here
         from ..bench.budget import unmeasurable
         from ..bench.config import QUICK, BenchConfig
