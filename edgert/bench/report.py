@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -255,6 +255,13 @@ def plot(r: BenchResult, path: Path) -> Path:
     device = r.machine.board or r.machine.cpu
     name, variant = (Path(t.path).name, t.variant) if t else ("?", None)
     fig.suptitle(f"edgert bench: {name} ({variant}) on {device}")
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """FIG written to PATH atomically (a temporary file, then a rename), never through a symlink or device."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

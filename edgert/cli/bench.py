@@ -14,6 +14,7 @@ from .. import safepath
 from ..bench.config import BenchConfig
 from ..errors import EdgertError, require
 from ..sustained.options import SustainedOptions
+from .outputs import budget_exit, write_outputs
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -152,29 +153,14 @@ def run_bench(args: Namespace, resolve_bundle: Callable[[str | None], Path]) -> 
         result = run(config, progress)
     if limits:
         result = result.with_budget(evaluate(limits, result.summaries()))
-    if args.json:
-        records.save(result, args.json)
-    if args.markdown == "-":
-        print(report.markdown(result))
-    else:
-        report.print_rich(result)
-        if args.markdown:
-            safepath.write_output(Path(args.markdown), report.markdown(result), error=EdgertError, what="--markdown")
-    if args.plot and result.configs:
-        report.plot(result, Path(args.plot))
+    write_outputs(args, result, records.save, report, plot=bool(result.configs))
     if store is not None and result.complete:  # after the run's own output: a store that fails costs nothing else
         recorder.record(result, store, lambda line: print(line, file=sys.stderr))
     if not result.complete:
         saved = f"; samples so far saved to {args.json}" if args.json else ""
         print(f"edgert: interrupted during {result.interrupted_in}{saved}", file=sys.stderr)
         return 130
-    if limits and not all(b.passed for b in result.budget):
-        for status in ("violated", "not measured"):
-            rows = [f"{b.budget} ({b.config})" for b in result.budget if b.status == status]
-            if rows:
-                print(f"edgert: budget {status}: {', '.join(rows)}", file=sys.stderr)
-        return 1
-    return 0
+    return budget_exit(result.budget, lambda b: f"{b.budget} ({b.config})") if limits else 0
 
 
 def _schema(path: str) -> str:

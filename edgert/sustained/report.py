@@ -4,12 +4,10 @@ throttling against time. Tables print through bench's renderer, so a number is n
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
-from .. import safepath
 from ..device.sensors import Throttle
-from ..errors import EdgertError, MissingDependencyError
+from ..errors import MissingDependencyError
 from .records import Second, SustainedResult, Window
 
 Section = tuple[str, list[str], list[list[str]]]
@@ -154,12 +152,6 @@ def plot(r: SustainedResult, path: Path) -> Path:
     ax_thr.set(xlabel="seconds")
     device = r.machine.board or r.machine.cpu
     fig.suptitle(f"edgert bench --sustained: {Path(r.target).name} ({r.variant or 'default'}) on {device}")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    safepath.check_output(path, error=EdgertError, what="--plot")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
-    plt.close(fig)
-    return path
+    from ..bench.report import save_figure
+
+    return save_figure(fig, path)

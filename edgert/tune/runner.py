@@ -134,6 +134,9 @@ def tune(bundle: Path, options: Any, echo: Callable[[str], None]) -> TuneResult:
     missing = [v for v in variants if v not in b.models]
     if missing:
         raise EdgertError(f"{bundle}: has no variant {missing[0]!r} (has {', '.join(b.models)})")
+    if len(b.models) == 1:
+        echo(f"tune: {bundle} has one variant ({next(iter(b.models))}): tuning its threads and memory modes only; "
+             "export with --keep-candidates N so that the device can choose among recipes too")  # fmt: skip
     every = budgets.parse(options.budget) if options.budget else []
     held = [lim for lim in every if lim.metric in budgets.SUSTAINED]
     limits = [lim for lim in every if lim.metric not in budgets.SUSTAINED]
