@@ -82,8 +82,8 @@ def main() -> None:
         recipe = (b.card.get("candidates", {}).get(v) or {}).get("name") or (
             b.card.get("quantization", {}).get("name") if v != "fp32" else "fp32"
         )  # fmt: skip
-        rows.append(f"| {v} ({recipe}) | {th} | {stats.median(theirs):.2f} | {len(theirs)} | "
-                    f"{test.ratio:.3f} [{test.low:.3f}, {test.high:.3f}] | {verdict} |")  # fmt: skip
+        ratio = "-" if verdict == "chosen" else f"{test.ratio:.3f} [{test.low:.3f}, {test.high:.3f}]"
+        rows.append(f"| {v} ({recipe}) | {th} | {stats.median(theirs):.2f} | {len(theirs)} | {ratio} | {verdict} |")
     body = "\n".join([
         f"Machine: {machine_line()}. The bundle keeps fp32 and two recipes (`--keep-candidates 2`); tune ran over "
         f"{len(variants)} variants x threads {','.join(map(str, threads))} at {args.seq_len} tokens, batch 1, in "
