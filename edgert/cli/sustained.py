@@ -27,7 +27,8 @@ def run_sustained(
         result = result.with_budget(evaluate(limits, {result.label: result.summary()}))
     write_outputs(args, result, records.save, report, plot=bool(result.seconds))
     if not result.complete:
-        saved = f"; the {len(result.seconds)} seconds so far saved to {args.json}" if args.json else ""
+        n = len(result.seconds)
+        saved = f"; the {n} second{'s' if n != 1 else ''} so far saved to {args.json}" if args.json else ""
         print(f"edgert: interrupted after {result.elapsed:.0f} s of the sustained run{saved}", file=sys.stderr)
         return 130
     return budget_exit(result.budget, lambda b: b.budget) if limits else 0
