@@ -250,7 +250,8 @@ def test_a_device_without_the_needed_extra_is_named_before_any_work(fleet, minil
         assert r.returncode == 2, r.stderr
         assert "needs edgert[bench] on every device: bare lacks scipy" in r.stderr
         assert "sending" not in r.stderr
-        r = fleet.run("check", str(minilm_bundle), "--devices", "bare", "--", "--fail-below", "0.5")
+        r = fleet.run("check", str(minilm_bundle), "--devices", "bare", "--", "--variant", "int8",
+                      "--fail-below", "0.5")  # fmt: skip
         assert r.returncode == 0, r.stderr  # check needs no extra
         assert "bare: ok" in r.stderr
     finally:
@@ -332,14 +333,15 @@ def test_bulk_stops_when_its_selected_device_leaves_and_a_rerun_keeps_what_it_ma
 def test_fleet_check_ships_the_file_it_names_and_judges_each_device(fleet, minilm_bundle, tmp_path):
     texts = tmp_path / "mine.txt"
     texts.write_text("the cat sat on the mat\nedge devices run small models\n", encoding="utf-8")
-    r = fleet.run("check", str(minilm_bundle), "--out", str(tmp_path / "out"), "--", "--file", str(texts),
-                  "--fail-below", "0.9")  # fmt: skip
+    r = fleet.run("check", str(minilm_bundle), "--out", str(tmp_path / "out"), "--", "--variant", "int8", "--file",
+                  str(texts), "--fail-below", "0.9")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "pi5: ok (exit 0" in r.stderr and "jetson-orin: ok (exit 0" in r.stderr
     assert "mine.txt" in r.stderr  # shipped to the devices that lacked it, verified there
     for name in ("pi5", "jetson-orin"):
         assert "worst cosine" in (tmp_path / "out" / f"{name}.txt").read_text()
-    r = fleet.run("check", str(minilm_bundle), "--devices", "pi5", "--", "--file", str(texts), "--fail-below", "1.01")
+    r = fleet.run("check", str(minilm_bundle), "--devices", "pi5", "--", "--variant", "int8", "--file", str(texts),
+                  "--fail-below", "1.01")  # fmt: skip
     assert r.returncode == 1 and "pi5: budget missed (exit 1" in r.stderr  # cosine is never above 1
     assert "mine.txt" not in r.stderr  # pi5 holds it already: not sent again
 

@@ -135,7 +135,8 @@ def test_check_record_keeps_the_agreement_and_leaves_the_card_alone(minilm_bundl
     copy = shutil.copytree(minilm_bundle, tmp_path / "minilm")
     before = (copy / "edgert.json").read_text()
     store = tmp_path / "h.sqlite"
-    assert main(["check", str(copy), "--no-card", "--record", "--store", str(store), "--json"]) == 0
+    argv = ["check", str(copy), "--variant", "int8", "--no-card", "--record", "--store", str(store), "--json"]
+    assert main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
     assert (copy / "edgert.json").read_text() == before  # --no-card: the card is untouched
     with Store(str(store)) as s:
