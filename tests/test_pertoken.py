@@ -197,6 +197,32 @@ def test_a_shared_input_is_quantized_once_and_the_float_weights_are_gone(graph):
     }
 
 
+@pytest.mark.parametrize("opset", [12, 18])
+@pytest.mark.parametrize("act_bits", [8, 7])
+def test_rows_round_half_to_even_in_both_quantizers(opset, act_bits):
+    """From opset 13 a row is quantized by one per-axis QuantizeLinear, before by Div, Round, Add and Cast: both
+    must give the NumPy integers, ties included. Each row's maximum is the top integer (127, or 63 with 7-bit
+    activations), so its scale is exactly 1 and every x.5 lands on a tie, which goes to the even neighbour."""
+    k = n = 16
+    top = 2 ** (act_bits - 1) - 1
+    ties = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.5, 62.5, -62.5, 10.5, 0.0, -0.0, 4.25, -7.75, 11.5], np.float32)
+    x = np.stack([np.concatenate([[top], ties]), np.concatenate([[-top], -ties])]).astype(np.float32)
+    w = np.eye(k, n, dtype=np.float32) * 127  # column scales of exactly 1: y is 127 times the quantized x
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="m")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, n])], [numpy_helper.from_array(w, "w")],
+    )  # fmt: skip
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    pertoken.rewrite(model, act_bits=act_bits)
+    ops = [node.op_type for node in model.graph.node]
+    assert ("QuantizeLinear" in ops, "Round" in ops) == ((True, False) if opset >= 13 else (False, True))
+    (y,) = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_array_equal(y, _numpy(x, w, None, 8, act_bits))
+    np.testing.assert_array_equal(y[0, 1:7] / 127, [0, 2, 2, 0, -2, -2])  # the ties, to even
+
+
 @pytest.mark.parametrize("act_bits,bits,vnni", [(8, 7, False), (7, 8, False), (8, 8, True)])
 def test_the_u8s8_forms_stay_exact_at_the_worst_case_products(act_bits, bits, vnni):
     """Every product at its largest: rows whose every value is the row's maximum (uint8 255, or 127 with 7-bit
