@@ -23,14 +23,16 @@ from _results import write_section
 
 
 def four_op_chain(model) -> int:
-    """Replaces each per-token QuantizeLinear block (Shape, Reshape, Reshape, Shape, Expand, QuantizeLinear,
-    Reshape) by Div, Round, Add, Cast, in place; returns how many."""
-    from onnx import TensorProto, helper, numpy_helper
+    """Replaces each per-token QuantizeLinear block by the four ops edgert's rewrite emits below opset 13
+    (edgert.export.pertoken.quantize_rows), in place; returns how many."""
+    from onnx import numpy_helper
+
+    from edgert.export.pertoken import quantize_rows
 
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     offset = float(numpy_helper.to_array(inits["pt_zero_u8"]))
-    graph.initializer.append(numpy_helper.from_array(np.array(offset, np.float32), "pt_offset_f"))
+    graph.initializer.append(numpy_helper.from_array(np.array(offset, np.float32), "pt_offset"))
     blocks = sorted({n.name[: -len("_quantize")] for n in graph.node if n.name.endswith("_quantize")})
     for p in blocks:
         made = {f"{p}_{s}" for s in ("xshape", "x2", "s1", "s1shape", "zp", "q2", "q")}
@@ -39,12 +41,7 @@ def four_op_chain(model) -> int:
         at = list(graph.node).index(old[0])
         for n in old:
             graph.node.remove(n)
-        chain = [
-            helper.make_node("Div", [x, f"{p}_scale"], [f"{p}_xd"]),
-            helper.make_node("Round", [f"{p}_xd"], [f"{p}_xr"]),
-            helper.make_node("Add", [f"{p}_xr", "pt_offset_f"], [f"{p}_xu"]),
-            helper.make_node("Cast", [f"{p}_xu"], [f"{p}_q"], to=TensorProto.UINT8),
-        ]
+        chain, _ = quantize_rows(p, x, 0, opset=12)
         for i, n in enumerate(chain):
             graph.node.insert(at + i, n)
     return len(blocks)

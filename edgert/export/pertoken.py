@@ -276,15 +276,9 @@ def rewrite(
             helper.make_node("Max", [f"{p}_amax", "pt_eps"], [f"{p}_amax_e"]),
             helper.make_node("Div", [f"{p}_amax_e", "pt_top"], [f"{p}_scale"]),
         ]
-        if opset >= 13:
-            new += _quantize_rows(p, x, weights[0].shape[0], helper, numpy_helper, graph)
-        else:
-            new += [
-                helper.make_node("Div", [x, f"{p}_scale"], [f"{p}_xd"]),
-                helper.make_node("Round", [f"{p}_xd"], [f"{p}_xr"]),
-                helper.make_node("Add", [f"{p}_xr", "pt_offset"], [f"{p}_xu"]),
-                helper.make_node("Cast", [f"{p}_xu"], [f"{p}_q"], to=TensorProto.UINT8),
-            ]
+        quantize, shapes = quantize_rows(p, x, weights[0].shape[0], opset)
+        new += quantize
+        graph.initializer.extend(shapes)
         for j, (name, w_name, w) in enumerate(zip(group.matmuls, group.weights, weights)):
             node = nodes[name]
             q, col = quantize_columns(w, weight_bits)
@@ -311,14 +305,24 @@ def rewrite(
     return done
 
 
-def _quantize_rows(p: str, x: str, width: int, helper: Any, numpy_helper: Any, graph: Any) -> list[Any]:
-    """X divided by its row scale, rounded half to even, plus the zero point, as uint8: one QuantizeLinear
-    (opset 13, per axis) over X seen as rows, in place of Div, Round, Add and Cast. Both compute
-    ``saturate(round(x / scale) + zero)`` in float32, so the integers are the same (tests hold both to the NumPy
-    reference); the one kernel ran the model about 10% faster at 128 tokens. Per-axis QuantizeLinear wants a
-    1-D scale and a zero point of its shape, so the row scales are flattened and the zero point expanded to them."""
-    graph.initializer.append(numpy_helper.from_array(np.array([-1, width], np.int64), f"{p}_rows"))
-    return [
+def quantize_rows(p: str, x: str, width: int, opset: int) -> tuple[list[Any], list[Any]]:
+    """The nodes (and their shape initializers) that turn X, rows of WIDTH values, into ``{p}_q``: X divided by
+    its row scale ``{p}_scale``, rounded half to even, plus the zero point, as uint8. From opset 13 that is one
+    per-axis QuantizeLinear over X seen as rows (it wants a 1-D scale and a zero point of its shape, so the row
+    scales are flattened and the zero point ``pt_zero_u8`` expanded to them); below, Div, Round, Add ``pt_offset``
+    and Cast. Both compute ``saturate(round(x / scale) + zero)`` in float32, so the integers are the same (tests
+    hold both to the NumPy reference); the one kernel ran the model about 10% faster at 128 tokens
+    (benchmarks/pertoken_quantizer.py)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    if opset < 13:
+        return [
+            helper.make_node("Div", [x, f"{p}_scale"], [f"{p}_xd"]),
+            helper.make_node("Round", [f"{p}_xd"], [f"{p}_xr"]),
+            helper.make_node("Add", [f"{p}_xr", "pt_offset"], [f"{p}_xu"]),
+            helper.make_node("Cast", [f"{p}_xu"], [f"{p}_q"], to=TensorProto.UINT8),
+        ], []
+    nodes = [
         helper.make_node("Shape", [x], [f"{p}_xshape"]),
         helper.make_node("Reshape", [x, f"{p}_rows"], [f"{p}_x2"]),
         helper.make_node("Reshape", [f"{p}_scale", "pt_flat"], [f"{p}_s1"]),
@@ -329,6 +333,7 @@ def _quantize_rows(p: str, x: str, width: int, helper: Any, numpy_helper: Any, g
         ),
         helper.make_node("Reshape", [f"{p}_q2", f"{p}_xshape"], [f"{p}_q"]),
     ]
+    return nodes, [numpy_helper.from_array(np.array([-1, width], np.int64), f"{p}_rows")]
 
 
 def reference(
