@@ -144,15 +144,14 @@ def evict(paths: list[Path]) -> None:
             os.close(fd)
 
 
-def peak_rss(bundle: str, variant: str, texts: list[str], runs: int = 3) -> tuple[float, float, float]:
+def peak_rss(
+    bundle: str, variant: str, files: list[Path], texts: list[str], runs: int = 3
+) -> tuple[float, float, float]:
     """Median (imports-only MiB, load-and-embed-one MiB, then after every text of TEXTS, one at a time as an app
-    embeds them) over fresh processes, each started with the model's files out of the page cache (``evict``).
+    embeds them) over fresh processes, each started with the model's FILES out of the page cache (``evict``).
     The last figure grows over the second as the vocabulary touches more of the memory-mapped embedding table
     (clean file pages, which the kernel can take back) and as onnxruntime's arena grows to the longest text's
     buffers."""
-    import edgert
-
-    files = [Path(bundle) / f for f in edgert.Bundle.open(bundle).model_files(variant)]
     out = []
     with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
         json.dump(texts, f)
@@ -257,8 +256,9 @@ def main() -> None:
         inv = invariance(m, texts, alone[n])
         path, variant = bundles.get(n, (first, "fp32"))
         b = edgert.Bundle.open(path)
-        size = sum((path / f).stat().st_size for f in b.model_files(variant))
-        imports, peak, peak_corpus = peak_rss(str(path), variant, texts)
+        files = [path / f for f in b.model_files(variant)]
+        size = sum(f.stat().st_size for f in files)
+        imports, peak, peak_corpus = peak_rss(str(path), variant, files, texts)
         lat, thr = float(np.median(timing[n])), float(np.median(mixed[n]))
         lat128 = float(np.median(t128[n]))
         rows.append(
