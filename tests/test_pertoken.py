@@ -102,7 +102,7 @@ def test_the_graph_computes_exactly_the_numpy_arithmetic(graph, alpha, act_bits,
     assert pertoken.rewrite(model, ranges, alpha, bits, act_bits=act_bits, vnni=vnni) == 3
     onnx.checker.check_model(model)
     ops = {n.op_type: n for n in model.graph.node}
-    w_type = ops["MatMulInteger"].input[1]
+    w_type = ops["MatMulIntegerToFloat"].input[1]
     stored = next(i for i in model.graph.initializer if i.name == w_type)
     assert stored.data_type == (TensorProto.UINT8 if (act_bits, bits, vnni) == (8, 8, False) else TensorProto.INT8)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -186,7 +186,7 @@ def test_a_shared_input_is_quantized_once_and_the_float_weights_are_gone(graph):
     model = onnx.load(str(graph))
     pertoken.rewrite(model)
     ops = Counter(n.op_type for n in model.graph.node)
-    assert ops["MatMulInteger"] == 3 and ops["MatMul"] == 0
+    assert ops["MatMulIntegerToFloat"] == 3 and ops["MatMulInteger"] == 0 and ops["MatMul"] == 0
     assert ops["ReduceMax"] == 2  # one per input tensor (x, r), not one per MatMul
     names = {i.name for i in model.graph.initializer}
     assert not names & {"w1", "w2", "w3"}
@@ -401,7 +401,7 @@ def test_the_recipes_run_on_an_image_classifier_with_a_folder_of_calibration_ima
     inits = {i.name for i in fp32_graph.graph.initializer}
     weight_matmuls = [n for n in fp32_graph.graph.node if n.op_type == "MatMul" and n.input[1] in inits]
     assert q["matmuls"] == len(weight_matmuls) > 0
-    assert bundle.card["quantized_ops"].get("MatMulInteger", 0) == len(weight_matmuls)
+    assert bundle.card["quantized_ops"].get("MatMulIntegerToFloat", 0) == len(weight_matmuls)
     assert q["smoothquant_alpha"] in (0.5, 0.6, 0.7)
     ref, int8 = edgert.load(bundle.path, variant="fp32"), edgert.load(bundle.path, variant="int8")
     want, got = ref.scores(images), int8.scores(images)

@@ -14,9 +14,19 @@ from ..session import ORT_DTYPES, SessionConfig, create_session
 #: The graph as written: no optimisation, no cache (the card describes the exported model, not a rewrite of it).
 _AS_IS = SessionConfig(graph_optimization="disable", cache_optimized=False)
 
-_MAC_OPS = ("MatMul", "Gemm", "Conv", "MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv")
+_MAC_OPS = (
+    "MatMul",
+    "Gemm",
+    "Conv",
+    "MatMulInteger",
+    "MatMulIntegerToFloat",
+    "ConvInteger",
+    "QLinearMatMul",
+    "QLinearConv",
+)
 _QUANT_OPS = (
     "MatMulInteger",
+    "MatMulIntegerToFloat",
     "ConvInteger",
     "QLinearMatMul",
     "QLinearConv",
