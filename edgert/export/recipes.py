@@ -285,7 +285,7 @@ def _pertoken(recipe: Recipe, fp32: Path, out: Path, calibration: Feeds | None) 
     return {
         "activations": f"int{recipe.act_bits} per token (one symmetric scale per row, computed at run time: "
         "independent of the batch)",
-        "weights": f"int{recipe.bits} symmetric per output column (MatMulInteger, "
+        "weights": f"int{recipe.bits} symmetric per output column (MatMulIntegerToFloat, "
         + (
             f"{pertoken.VNNI_FORM})"
             if recipe.vnni
