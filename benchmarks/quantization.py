@@ -114,11 +114,15 @@ def corpus(seed: int = 0) -> list[str]:
 
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec, so a child of a big
 # benchmark process would report the parent's peak.
-PEAK = r"""
-import sys
+#: the fresh processes' peak RSS so far, in KiB
+_HWM = r"""
 def hwm():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-import json, numpy, onnxruntime, tokenizers, edgert
+"""
+PEAK = (
+    _HWM
+    + r"""
+import json, sys, numpy, onnxruntime, tokenizers, edgert
 imports = hwm()
 model = edgert.load(sys.argv[1], variant=sys.argv[2])
 model.embed(["one text, as an app would"])
@@ -128,15 +132,16 @@ for text in texts:
     model.embed([text])
 print(imports, one, hwm())
 """
+)
 
 
 #: onnxruntime's one-time set-up in a fresh process (its kernel registry, allocators, the code its first session
 #: touches), which any model pays: the first session of a one-node graph
-SETUP = r"""
+SETUP = (
+    _HWM
+    + r"""
 import numpy, onnx, onnxruntime as ort, tokenizers, edgert
 from onnx import TensorProto, helper
-def hwm():
-    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 imports = hwm()
 x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
 y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
@@ -147,6 +152,7 @@ options.intra_op_num_threads = 1
 ort.InferenceSession(model.SerializeToString(), options).run(None, {"x": numpy.ones(1, numpy.float32)})
 print(imports, hwm())
 """
+)
 
 
 def runtime_setup(runs: int = 3) -> float:
