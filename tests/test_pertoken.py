@@ -318,6 +318,17 @@ def test_recipe_checks_its_own_settings():
     assert recipes.by_name("int8-pertoken-sq+emb8") is recipes.PERTOKEN
 
 
+@pytest.mark.parametrize("target", ["avx2", "avx512"])
+def test_a_saturating_targets_search_tries_the_fast_form_only_where_it_is_exact(target):
+    """x86 without VNNI: u8 x s8 is the fast kernel but saturates with 8 bits on both sides, so its preset tries
+    u8 x s8 only with a 7-bit side (the w7 recipe), beside the u8 x u8 form, and never the VNNI form."""
+    pertokens = [r for r in recipes.PRESETS[target] if r.kind == "pertoken"]
+    forms = {pertoken.form(r.act_bits, r.bits, r.vnni) for r in pertokens}
+    assert forms == {"u8 x u8", "u8 x s8"} and not any(r.vnni for r in pertokens)
+    w7 = recipes.by_name("int8-pertoken-w7-sq-keep1+emb8")
+    assert w7 in pertokens and (w7.act_bits, w7.bits, w7.keep_sensitive) == (8, 7, 1) and w7.alpha_grid
+
+
 def test_on_the_real_model_it_is_batch_invariant_and_close_to_fp32(minilm_bundle, tmp_path):
     """MiniLM's fp32 graph rewritten with SmoothQuant from a few calibration texts: the same vector for a text
     alone or padded in a batch of mixed lengths, and close to fp32 (the search measures the real budget)."""
