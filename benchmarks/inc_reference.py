@@ -30,8 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_line  # noqa: E402
+from _reference import files_size, side_by_side  # noqa: E402
 from _results import write_section  # noqa: E402
-from quantization import _cos, corpus, interleaved, invariance, text_of_tokens  # noqa: E402
+from quantization import _cos, corpus, text_of_tokens  # noqa: E402
 
 SEQ = 128
 
@@ -144,41 +145,27 @@ def main() -> None:
     models["inc"] = as_variant(str(work / "inc-best.onnx"), "inc")
 
     texts = corpus()
-    long128 = text_of_tokens(src, texts)
-    short = texts[:: max(1, len(texts) // 32)][:32]
-    alone = {n: np.stack([m.embed([t])[0] for t in texts]) for n, m in models.items()}
-    t1, t128, _ = interleaved(models, short, long128, args.rounds)
-    rows = []
     sizes = {
-        "fp32": sum((src / f).stat().st_size for f in bundle.model_files("fp32")),
-        "edgert": sum((src / f).stat().st_size for f in bundle.model_files(bundle.default_model)),
-        "inc": sum(p.stat().st_size for p in work.glob("model.inc.*")),
+        "fp32": files_size([src / f for f in bundle.model_files("fp32")]),
+        "edgert": files_size([src / f for f in bundle.model_files(bundle.default_model)]),
+        "inc": files_size(list(work.glob("model.inc.*"))),
     }
-    for n, m in models.items():
-        cos, inv = _cos(alone["fp32"], alone[n]), invariance(m, texts, alone[n])
-        f1, f128 = float(np.median(t1["fp32"])), float(np.median(t128["fp32"]))
-        a1, a128 = float(np.median(t1[n])), float(np.median(t128[n]))
-        label = {
-            "fp32": "fp32",
-            "edgert": f"edgert auto -> {bundle.card['search']['default']}",
-            "inc": f"INC autotune SmoothQuant, {len(trials)} trials",
-        }[n]
-        search_s = {"fp32": "-", "edgert": "see note", "inc": f"{inc_seconds:.0f}"}[n]
-        rows.append(
-            f"| {label} | {cos.min():.4f} | {cos.mean():.4f} | {inv:.6f} | {a1:.2f} ({f1 / a1:.2f}x) "
-            f"| {a128:.2f} ({f128 / a128:.2f}x) | {sizes[n] / 1e6:.1f} | {search_s} |"
-        )
-    head = (
-        "| model | worst cos | mean cos | batch invariance | batch-1 ms (x fp32) | 128 tokens ms (x fp32) | size MB "
-        "| search s |\n|---|---|---|---|---|---|---|---|"
-    )
+    labels = {
+        "fp32": "fp32",
+        "edgert": f"edgert auto -> {bundle.card['search']['default']}",
+        "inc": f"INC autotune SmoothQuant, {len(trials)} trials",
+    }
+    table = side_by_side(
+        models, labels, sizes, {"edgert": "see note", "inc": f"{inc_seconds:.0f}"}, texts,
+        text_of_tokens(src, texts), args.rounds,
+    )  # fmt: skip
     body = (
         f"{machine_line()}; onnx-neural-compressor 1.0\n\n"
         f"{len(texts)} held-out texts (benchmarks/quantization.py's corpus); one thread; {args.rounds} interleaved "
         "rounds, medians. INC was given edgert's calibration texts and judged each trial by the worst cosine to "
         f"fp32 on edgert's {len(val)} validation texts (tolerable loss 0.01, i.e. worst >= 0.99); its trials' "
         f"worst cosines: {', '.join(f'{w:.4f}' for w in trials)}. edgert's search time is its whole export "
-        f"({edgert_seconds} s as recorded, where known).\n\n" + "\n".join([head, *rows])
+        f"({edgert_seconds} s as recorded, where known).\n\n" + table
     )
     print(body)
     write_section("Intel Neural Compressor beside edgert's search", body, "python benchmarks/inc_reference.py")
