@@ -5,7 +5,8 @@
 The corpus was not used to choose any recipe: real text found on this machine, never in edgert's calibration or
 validation files. It is messages translated into ~20 languages from the system's gettext catalogs, docstrings
 and source code from Python's standard library, and the test suite's edge cases. Each recipe is exported with
-``--quantize <recipe>`` into its own bundle (plus ``auto``, what the default bundle gets), then all are measured
+``--quantize <recipe>`` into its own bundle (plus ``auto``, what the default bundle gets; a recipe's own name from
+the card's search table, such as ``int8-pertoken-w7-sq-keep1+emb8``, is a search of that one), then all are measured
 side by side in one process: batch-1 latency and mixed-corpus throughput on one thread, interleaved rounds,
 medians; peak RSS in fresh processes. Writes the table to RESULTS.md.
 """
@@ -262,6 +263,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import edgert
     from edgert.device import quantization_target
+    from edgert.export.options import QUANTIZE_CHOICES
     from edgert.session import SessionConfig
 
     texts = corpus()
@@ -273,10 +275,15 @@ def main() -> None:
         if not (out / "edgert.json").is_file():
             t = time.perf_counter()
             cmd = [sys.executable, "-m", "edgert.cli.main", "export", "minilm", "-o", str(out), "--quantize", recipe]
+            if recipe not in QUANTIZE_CHOICES:  # a recipe's own name (the card's search table): a search of one
+                cmd[-1:] = ["auto", "--candidates", recipe, "--allow-miss"]
             subprocess.run([*cmd, "--force"] if out.exists() else cmd, check=True, capture_output=True)
             print(f"exported {recipe} in {time.perf_counter() - t:.1f} s", flush=True)
         b = edgert.Bundle.open(out)
-        variant = b.card["quantization"].get("variant", "fp32") if recipe != "auto" else b.default_model
+        searched = recipe == "auto" or recipe not in QUANTIZE_CHOICES
+        variant = b.default_model if searched else b.card["quantization"].get("variant", "fp32")
+        if recipe not in QUANTIZE_CHOICES and b.card["search"]["default"] != recipe:
+            raise SystemExit(f"{recipe}: the search of one did not keep it ({b.card['search']['default']} instead)")
         bundles[recipe] = (out, variant)
     first = next(iter(bundles.values()))[0]
     one = SessionConfig(intra_op_threads=1, cache_optimized=False)
