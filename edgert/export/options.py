@@ -13,7 +13,8 @@ from . import recipes
 from .source import TASK_CHOICES
 
 QUANTIZE_CHOICES = (
-    "auto", "none", "dynamic", "static", "int8-weights", "int4-weights", "int8-pertoken", "int8-pertoken-vnni"
+    "auto", "none", "dynamic", "static", "int8-weights", "int4-weights", "int8-pertoken", "int8-pertoken-vnni",
+    "int8-pertoken-w7",
 )  # fmt: skip
 TARGET_CHOICES = ("auto", "avx2", "avx512", "avx512_vnni", "arm64", "arm64_dotprod")
 
@@ -101,5 +102,6 @@ class ExportOptions:
             "int4-weights": recipes.by_name("int4-weights-b32-acc4+emb8"),
             "int8-pertoken": recipes.PERTOKEN,
             "int8-pertoken-vnni": recipes.PERTOKEN_VNNI,
+            "int8-pertoken-w7": recipes.PERTOKEN_W7,
         }
         return (fixed[self.quantize],)

@@ -201,6 +201,102 @@ def quantize_columns(w: np.ndarray, bits: int = 8) -> tuple[np.ndarray, np.ndarr
     return q, scale
 
 
+#: rows gathered before one X^T X product: one large product runs several times faster than one per feed
+MOMENT_ROWS = 2048
+
+
+def second_moments(
+    fp32: Path, tensors: list[str], feeds: Callable[[], Iterable[dict[str, np.ndarray]]]
+) -> dict[str, np.ndarray]:
+    """X^T X (float64, channels by channels) of each tensor over every row of the calibration feeds: the
+    curvature of a MatMul's output error in its weights, which GPTQ rounds against."""
+    moments: dict[str, np.ndarray] = {}
+    pending: dict[str, list[np.ndarray]] = defaultdict(list)
+
+    def flush(name: str) -> None:
+        x = np.concatenate(pending.pop(name)).astype(np.float64)
+        moments[name] = x.T @ x if name not in moments else moments[name] + x.T @ x
+
+    for values in activations(fp32, tensors, feeds):
+        for name, value in values.items():
+            pending[name].append(value)
+            if sum(len(v) for v in pending[name]) >= MOMENT_ROWS:
+                flush(name)
+    for name in list(pending):
+        flush(name)
+    if len(moments) != len(tensors):
+        raise ExportError("per-token quantization: the calibration data produced no activations")
+    return moments
+
+
+def _inverse_upper(h: np.ndarray) -> np.ndarray:
+    """The upper Cholesky factor U of inverse(H) (inverse(H) = U^T U), without forming the inverse: with P the
+    order-reversing permutation and P H P = L L^T, U = P L^-1 P (upper, positive diagonal, so it is the factor)."""
+    from scipy.linalg import lapack
+
+    try:
+        lower = np.linalg.cholesky(h[::-1, ::-1])
+    except np.linalg.LinAlgError:
+        raise ExportError("GPTQ: the calibration activations' X^T X is not positive definite") from None
+    inv, info = lapack.dtrtri(lower, lower=1)
+    if info != 0:
+        raise ExportError(f"GPTQ: the Cholesky factor did not invert (LAPACK dtrtri info {info})")
+    upper: np.ndarray = np.ascontiguousarray(inv[::-1, ::-1])
+    return upper
+
+
+#: GPTQ's dampening: this share of the mean diagonal is added to X^T X so that it inverts stably
+DAMP = 0.01
+#: rows of the weight updated together (the result equals the one-row-at-a-time order up to float rounding)
+GPTQ_BLOCK = 128
+
+
+def gptq_columns(
+    w: np.ndarray, moments: np.ndarray, bits: int = 8, smooth: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column symmetric weights in BITS like ``quantize_columns`` (the same column scales), but rounded by
+    GPTQ (Frantar et al., 2023) on the calibration activations: the input rows of W are rounded one at a time,
+    most active channel first, and each rounding error is spread over the rows not yet rounded, in proportion to
+    how the calibration inputs correlate (the inverse of X^T X), so that X W_q stays close to X W where X
+    actually lives instead of W_q close to W entry by entry. MOMENTS is X^T X of the unsmoothed input; with
+    SMOOTH the weight is SmoothQuant's ``w * s`` and the input ``x / s``, so it becomes ``diag(1/s) X^T X
+    diag(1/s)``. Returns (int8 weights, float32 scale per column)."""
+    top = 2 ** (bits - 1) - 1
+    h = moments.astype(np.float64)
+    if smooth is not None:
+        inv = 1.0 / smooth.astype(np.float64)
+        h = h * inv[:, None] * inv[None, :]
+    _, scale = quantize_columns(w.astype(np.float32), bits)
+    s64 = scale.astype(np.float64)
+    work = w.astype(np.float64).copy()
+    n = work.shape[0]
+    dead = np.diag(h) <= 0
+    h = h.copy()
+    h[dead, dead] = 1.0
+    work[dead, :] = 0.0
+    order = np.argsort(-np.diag(h), kind="stable")
+    h = h[np.ix_(order, order)]
+    work = work[order]
+    h[np.diag_indices(n)] += DAMP * float(np.mean(np.diag(h)))
+    upper = _inverse_upper(h)
+    q = np.zeros(work.shape, np.int8)
+    for b0 in range(0, n, GPTQ_BLOCK):
+        b1 = min(b0 + GPTQ_BLOCK, n)
+        block = work[b0:b1].copy()
+        errors = np.zeros_like(block)
+        u = upper[b0:b1, b0:b1]
+        for i in range(b1 - b0):
+            qi = np.clip(np.rint(block[i] / s64), -top, top)
+            q[b0 + i] = qi.astype(np.int8)
+            e = (block[i] - qi * s64) / u[i, i]
+            block[i + 1 :] -= np.outer(u[i, i + 1 :], e)
+            errors[i] = e
+        work[b1:] -= upper[b0:b1, b1:].T @ errors
+    out = np.empty_like(q)
+    out[order] = q
+    return out, scale
+
+
 #: (activation bits, weight bits) -> the integer types: every pair is exact on every CPU (see the module's note)
 FORMS = {(8, 8): "u8 x u8", (8, 7): "u8 x s8", (7, 8): "u8 x s8"}
 #: 8-bit activations x 8-bit signed weights: exact only where onnxruntime's u8 x s8 kernel does not saturate
@@ -228,10 +324,15 @@ def rewrite(
     keep: Collection[str] = (),
     act_bits: int = 8,
     vnni: bool = False,
+    moments: dict[str, np.ndarray] | None = None,
+    rounded: dict[tuple[str, float | None, int], list[tuple[np.ndarray, np.ndarray]]] | None = None,
 ) -> int:
     """Replaces every weight MatMul of MODEL (in place) by the per-token integer form; with ALPHA, SmoothQuant
     from RANGES (channel_ranges). ACT_BITS/WEIGHT_BITS 8/8: u8 x u8; 8/7 and 7/8: u8 x s8 (see the module's
-    note); VNNI: 8/8 as u8 x s8, for CPUs whose kernel does not saturate. Returns the number of MatMuls
+    note); VNNI: 8/8 as u8 x s8, for CPUs whose kernel does not saturate. With MOMENTS (second_moments) the
+    weights are rounded by GPTQ instead of to nearest (one pass over the group's weights side by side: GPTQ
+    treats each output column on its own, so that equals one pass per weight), remembered in ROUNDED by input,
+    alpha and bits when given, so the same rewrite again does not round again. Returns the number of MatMuls
     rewritten."""
     from onnx import helper, numpy_helper
 
@@ -263,6 +364,7 @@ def rewrite(
         first = min(list(graph.node).index(nodes[n]) for n in group.matmuls)
         new = []
         x = group.tensor
+        s: np.ndarray | None = None
         if alpha is not None:
             if ranges is None or group.tensor not in ranges:
                 raise ExportError(f"per-token quantization: no calibration range for {group.tensor!r}")
@@ -283,9 +385,22 @@ def rewrite(
         quantize, shapes = quantize_rows(p, x, weights[0].shape[0], opset)
         new += quantize
         graph.initializer.extend(shapes)
-        for j, (name, w_name, w) in enumerate(zip(group.matmuls, group.weights, weights)):
+        if moments is None:
+            integer = [quantize_columns(w, weight_bits) for w in weights]
+        else:
+            key = (group.tensor, alpha, weight_bits)
+            if rounded is not None and key in rounded:
+                integer = rounded[key]
+            else:
+                if group.tensor not in moments:
+                    raise ExportError(f"per-token quantization: no calibration moments for {group.tensor!r}")
+                q_all, col_all = gptq_columns(np.concatenate(weights, axis=1), moments[group.tensor], weight_bits, s)
+                cuts = np.cumsum([w.shape[1] for w in weights])[:-1]
+                integer = list(zip(np.split(q_all, cuts, axis=1), np.split(col_all, cuts)))
+                if rounded is not None:
+                    rounded[key] = integer
+        for j, (name, w_name, (q, col)) in enumerate(zip(group.matmuls, group.weights, integer)):
             node = nodes[name]
-            q, col = quantize_columns(w, weight_bits)
             stored, zero = (q, "pt_zero_s8") if signed else ((q.astype(np.int16) + 128).astype(np.uint8), "pt_zero_w8")
             graph.initializer.extend(
                 [numpy_helper.from_array(stored, f"{w_name}_q"), numpy_helper.from_array(col, f"{w_name}_colscale")]
