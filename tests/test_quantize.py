@@ -8,6 +8,7 @@ shuffled batches of 32).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -147,6 +148,41 @@ def test_no_candidate_meets_the_budget(tmp_path, export):
     r = subprocess.run([*cli, "-o", str(tmp_path / "cli2"), "--allow-miss"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert Bundle.open(tmp_path / "cli2").default_model == "fp32"
+
+
+def test_a_recipe_whose_fastest_form_is_slower_than_a_passing_one_is_pruned(tmp_path, export, monkeypatch):
+    """The search times static int8's all-integer form (before its costly float-fallback stage) beside the
+    candidates that already meet the budget; slower than the fastest of them by more than the margin, it stops,
+    and its row says so with the times. The times are given here (a test never measures speed): the rule is what
+    is checked, from the figures it was handed."""
+    from edgert.export import search
+
+    calls = []
+
+    def fake_times(models, items, rounds=search.TIMING_ROUNDS):
+        calls.append((list(models), rounds))
+        ms = {"fp32": 10.0, "int8-weights-b32-acc4+emb8": 8.0, search.GATE_VARIANT: 8.0 * (1 + search.PRUNE_MARGIN)}
+        ms[search.GATE_VARIANT] += 0.01  # just past the margin
+        return {n: ms[n] for n in models}
+
+    monkeypatch.setattr(search, "time_models", fake_times)
+    options = export.ExportOptions(candidates=("int8-weights-b32-acc4+emb8", "static-int8-qdq+emb8"))
+    bundle = export.export_bundle("minilm", tmp_path / "pruned", options, echo=lambda s: None)
+    gate_call, final_call = calls
+    assert gate_call == (["fp32", "int8-weights-b32-acc4+emb8", search.GATE_VARIANT], search.GATE_ROUNDS)
+    assert final_call == (["fp32", "int8-weights-b32-acc4+emb8"], search.TIMING_ROUNDS)  # the pruned one is gone
+    rows = {r["recipe"]: r for r in bundle.card["search"]["candidates"]}
+    pruned = rows["static-int8-qdq+emb8"]
+    assert pruned["pruned"].startswith("its fastest form ran 8.41 ms a text against 8.00 ms of int8-weights")
+    assert "latency_ms" not in pruned and "meets_budget" not in pruned
+    assert bundle.card["search"]["chosen"] == "int8-weights-b32-acc4+emb8"
+    assert sorted(p.name for p in bundle.path.glob("*.onnx")) == ["model.int8.onnx", "model.onnx"]
+    wide = {**os.environ, "COLUMNS": "400"}  # one line per table row
+    shown = subprocess.run(
+        [sys.executable, "-m", "edgert.cli.main", "inspect", str(bundle.path)], capture_output=True, text=True,
+        env=wide,
+    )  # fmt: skip
+    assert "pruned, cannot win: its fastest form ran 8.41 ms" in shown.stdout, shown.stdout
 
 
 def test_static_calibration_with_a_user_file(tmp_path, export):

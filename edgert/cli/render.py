@@ -80,6 +80,9 @@ def card_rows(bundle: Bundle) -> list[tuple[str, str]]:
             if "error" in r:
                 rows.append((f"  {r['recipe']}", f"failed: {r['error']}"))
                 continue
+            if "pruned" in r:
+                rows.append((f"  {r['recipe']}", f"pruned, cannot win: {r['pruned']}"))
+                continue
             rows.append(
                 (
                     f"  {r['recipe']}",

@@ -28,6 +28,14 @@ if TYPE_CHECKING:
 
 #: calibration feeds, made anew for each pass over them
 Feeds = Callable[[], Iterable[dict[str, np.ndarray]]]
+#: asked with the path of a recipe's fastest form once it is built, before the costly rest (static: every MatMul
+#: quantized, before each one's error is measured to choose the float fallback): why to stop, or None to go on
+Gate = Callable[[Path], "str | None"]
+
+
+class Pruned(Exception):
+    """A recipe stopped before its costly part because it cannot win; the message says why, with the figures."""
+
 
 KINDS = ("dynamic", "static", "nbits", "pertoken")
 
@@ -190,8 +198,10 @@ def apply(
     *,
     target: str,
     calibration: Callable[[], Iterable[dict[str, np.ndarray]]] | None = None,
+    gate: Gate | None = None,
 ) -> dict[str, Any]:
-    """Writes ``out`` from ``fp32`` by ``recipe``; returns what the card records about it."""
+    """Writes ``out`` from ``fp32`` by ``recipe``; returns what the card records about it. With a GATE, a recipe
+    with a costly second stage asks it first and raises Pruned if told to stop."""
     with _quiet_ort():
         if recipe.kind == "dynamic":
             return _dynamic(recipe, fp32, out, target)
@@ -201,7 +211,7 @@ def apply(
             return _pertoken(recipe, fp32, out, calibration)
         if calibration is None:
             raise ExportError(f"recipe {recipe.name} needs calibration data")
-        return _static(recipe, fp32, out, calibration)
+        return _static(recipe, fp32, out, calibration, gate)
 
 
 def _dynamic(recipe: Recipe, fp32: Path, out: Path, target: str) -> dict[str, Any]:
@@ -427,7 +437,7 @@ def _node_errors(fp32: Path, qdq: Path, calibration: Feeds, work: Path) -> dict[
     return scores
 
 
-def _static(recipe: Recipe, fp32: Path, out: Path, calibration: Feeds) -> dict[str, Any]:
+def _static(recipe: Recipe, fp32: Path, out: Path, calibration: Feeds, gate: Gate | None = None) -> dict[str, Any]:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     work = out.parent / f".static-{out.stem}"
@@ -447,6 +457,10 @@ def _static(recipe: Recipe, fp32: Path, out: Path, calibration: Feeds) -> dict[s
     try:
         full = work / "all.onnx"
         quantize_static(str(fp32), str(full), _Reader(calibration), **kwargs)
+        if gate is not None and recipe.keep_float:  # the fallback only adds float MatMuls: never faster than this
+            why = gate(full)
+            if why is not None:
+                raise Pruned(why)
         scores = _node_errors(fp32, full, calibration, work)
         worst = sorted(scores, key=lambda name: scores[name])
         keep = worst[: round(recipe.keep_float * len(worst))]

@@ -8,6 +8,10 @@ Every candidate is judged the same way, side by side in one process:
 - with a ``Judge`` (``edgert export --eval DATA --eval-budget ...``): the task metric on the user's own set, whose
   budget, met on its interval's lower bound, replaces the agreement budget (agreement is still measured and kept).
 
+Pruning: a recipe with a costly second stage (static int8 measures every MatMul's error to choose its float
+fallback) is first built in its fastest form and timed beside the candidates that already meet the budget; if it
+is slower than the fastest of them, it cannot win, and it stops there: its row says ``pruned``, with the times.
+
 The judge is handed in by the caller (the CLI builds it from ``edgert.eval``): export measures with what it is
 given and does not import the evaluation room, which stands above it.
 """
@@ -15,6 +19,7 @@ given and does not import the evaluation room, which stands above it.
 from __future__ import annotations
 
 import platform
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +41,11 @@ from .calibration import Data
 _TIMING = SessionConfig(intra_op_threads=1, cache_optimized=False)
 TIMING_ITEMS = 16
 TIMING_ROUNDS = 5
+#: pruning: a recipe's fastest form, timed beside the candidates that already meet the budget in this many rounds,
+#: stops when it is slower than the fastest of them by more than this share (timing noise gets the benefit)
+GATE_ROUNDS = 3
+PRUNE_MARGIN = 0.05
+GATE_FILE, GATE_VARIANT = "candidate-gate.onnx", "gate"
 #: A quantized model becomes the default only when it is at least this much faster than fp32 here.
 MIN_SPEEDUP = 1.05
 
@@ -178,6 +188,62 @@ def run(
 
     built: dict[str, tuple[recipes.Recipe, Path, dict[str, Any], float]] = {}
     rows: list[dict[str, Any]] = []
+    models: dict[str, Any] = {"fp32": ref_model}
+    scored: dict[str, dict[str, Any]] = {}
+    tasks: dict[str, TaskScore] = {}
+
+    def load(extra: dict[str, str] | None = None) -> None:
+        """Every built candidate (and EXTRA: variant -> file) as a variant of the bundle in ROOT, loaded once."""
+        files = {n: p.name for n, (_, p, _, _) in built.items()}
+        write_manifest(root, {**manifest, "models": {"fp32": "model.onnx", **files, **(extra or {})}})
+        bundle = Bundle.open(root)
+        for name in [*built, *(extra or {})]:
+            if name not in models:
+                models[name] = pipeline(bundle, variant=name, config=_TIMING)
+
+    def score(name: str) -> dict[str, Any]:
+        if name not in scored:
+            got = quality.alone(models[name], validation)
+            stats = quality.agreement(ref_alone, got, kind=kind)
+            inv = quality.batch_invariance(models[name], validation, single=got)
+            scored[name] = {"stats": stats, "invariance": inv, "details": built[name][2], "seconds": built[name][3]}
+        return scored[name]
+
+    def passes(name: str) -> bool:
+        s = score(name)
+        return (
+            budget is not None
+            and quality.score(s["stats"], kind) >= budget.value
+            and (s["invariance"]["min_cosine"] >= budget.invariance)
+        )
+
+    def gate(fastest: Path) -> str | None:
+        """Prunes a recipe whose fastest form is slower than a built candidate that already meets the budget:
+        times it beside them and fp32 (batch 1, one thread, interleaved rounds, medians)."""
+        if budget is None or judge is not None or not built:
+            return None
+        load()
+        passing = [n for n in built if passes(n)]
+        if not passing:
+            return None
+        probe = root / GATE_FILE
+        shutil.copyfile(fastest, probe)
+        try:
+            load({GATE_VARIANT: GATE_FILE})
+            timed = {n: models[n] for n in ("fp32", *passing, GATE_VARIANT)}
+            latency = time_models(timed, timing_items, rounds=GATE_ROUNDS)
+        finally:
+            models.pop(GATE_VARIANT, None)
+            probe.unlink(missing_ok=True)
+            load()
+        best = min(passing, key=lambda n: latency[n])
+        if latency[GATE_VARIANT] <= latency[best] * (1 + PRUNE_MARGIN):
+            return None
+        return (
+            f"its fastest form ran {latency[GATE_VARIANT]:.2f} ms a text against {latency[best]:.2f} ms of {best}, "
+            f"which already meets the budget (fp32 {latency['fp32']:.2f} ms; {GATE_ROUNDS} interleaved rounds)"
+        )
+
     for i, recipe in enumerate(candidates, 1):
         path = root / f"candidate-{i}.onnx"
         if recipe.vnni and not u8s8_exact():
@@ -188,7 +254,15 @@ def run(
         echo(f"  [{i}/{len(candidates)}] {recipe.name}: quantizing ...")
         start = time.perf_counter()
         try:
-            details = recipes.apply(recipe, fp32, path, target=target, calibration=_feeds(ref_model, calibration))
+            details = recipes.apply(
+                recipe, fp32, path, target=target, calibration=_feeds(ref_model, calibration), gate=gate
+            )
+        except recipes.Pruned as pruned:
+            seconds = round(time.perf_counter() - start, 2)
+            rows.append({"recipe": recipe.name, "kind": recipe.kind, "pruned": str(pruned), "build_seconds": seconds})
+            echo(f"  [{i}/{len(candidates)}] {recipe.name}: pruned, cannot win ({pruned})")
+            path.unlink(missing_ok=True)
+            continue
         except EdgertError:
             raise
         except Exception as exc:  # a recipe onnxruntime cannot apply to this graph is a row, not a failed export
@@ -199,24 +273,14 @@ def run(
             continue
         built[recipe.name] = (recipe, path, details, time.perf_counter() - start)
 
-    models: dict[str, Any] = {"fp32": ref_model}
     if built:
-        files = {n: p.name for n, (_, p, _, _) in built.items()}
-        write_manifest(root, {**manifest, "models": {"fp32": "model.onnx", **files}})
-        bundle = Bundle.open(root)
-        for name in built:
-            models[name] = pipeline(bundle, variant=name, config=_TIMING)
-    scored: dict[str, dict[str, Any]] = {}
-    tasks: dict[str, TaskScore] = {}
+        load()
     if judge is not None:
         echo(f"  judging fp32 on {judge.describe()['data']['name']} ...")
         tasks["fp32"] = judge("fp32", ref_model)
         echo(f"  fp32: {_task_line(tasks['fp32'])}")
-    for name, (_, _, details, seconds) in built.items():
-        got = quality.alone(models[name], validation)
-        stats = quality.agreement(ref_alone, got, kind=kind)
-        inv = quality.batch_invariance(models[name], validation, single=got)
-        scored[name] = {"stats": stats, "invariance": inv, "details": details, "seconds": seconds}
+    for name in built:
+        score(name)
         if judge is not None:
             tasks[name] = judge(name, models[name])
     echo(f"  timing fp32 and {len(built)} candidates: batch 1, one thread, {TIMING_ROUNDS} interleaved rounds ...")
@@ -314,7 +378,8 @@ def run(
         "min_speedup": MIN_SPEEDUP,
         "met": chosen is not None,
     }
-    del models, ref_model
+    models.clear()  # the sessions hold the candidate files open: released before they move
+    del ref_model
     chosen_recipe = None
     result: dict[str, Any] = {}
     others: dict[str, dict[str, Any]] = {}
