@@ -3,6 +3,10 @@ models beside fp32 and edgert's choice, measured the same way on benchmarks/quan
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +49,50 @@ def side_by_side(
 
 def files_size(paths: list[Path]) -> int:
     return sum(p.stat().st_size for p in paths)
+
+
+def working_copy(src: Path, prefix: str) -> Path:
+    """A copy of bundle SRC in a new temporary folder, which will also hold the other tool's models as variants."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    for name in os.listdir(src):
+        shutil.copyfile(src / name, work / name)
+    return work
+
+
+def as_variant(work: Path, model_path: str, variant: str, config: Any) -> Any:
+    """MODEL_PATH (an ONNX file the other tool wrote) saved as VARIANT of the working copy WORK (replacing an
+    earlier one of that name), loaded by edgert with the bundle's own tokenizer and pooling, with CONFIG."""
+    import onnx
+
+    import edgert
+    from edgert.bundle import MANIFEST, write_manifest
+
+    m = onnx.load(model_path)
+    for stale in work.glob(f"model.{variant}.*"):
+        stale.unlink()
+    onnx.save(m, str(work / f"model.{variant}.onnx"), save_as_external_data=True, location=f"model.{variant}.data")
+    manifest = json.loads((work / MANIFEST).read_text())
+    manifest["models"][variant] = f"model.{variant}.onnx"
+    write_manifest(work, manifest)
+    return edgert.load(work, variant=variant, config=config)
+
+
+def padded_feeds(ref: Any, texts: list[str], length: int = 128) -> list[dict[str, np.ndarray]]:
+    """TEXTS tokenized by REF's tokenizer, one text per feed of shape (1, LENGTH): zeros after the text (its
+    attention mask too) and longer texts cut there. The other tools' calibrators stack every item's activations
+    (INC's SmoothQuant, Olive's Entropy and Percentile), so their items must have one length."""
+    out = []
+    for _, feeds in ref.encoder.batches(ref.encoder.encode(list(texts)), 1):
+        padded = {}
+        for k, v in feeds.items():
+            row = np.zeros((1, length), dtype=v.dtype)
+            row[0, : min(length, v.shape[1])] = v[0, :length]
+            padded[k] = row
+        out.append(padded)
+    return out
+
+
+def worst_cosine(model: Any, texts: list[str], expected: np.ndarray) -> float:
+    """The worst cosine between MODEL's vector of each text, embedded alone, and the row of EXPECTED for it."""
+    got = np.stack([model.embed([t])[0] for t in texts])
+    return float(_cos(expected, got).min())

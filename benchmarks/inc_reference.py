@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,9 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_line  # noqa: E402
-from _reference import files_size, side_by_side  # noqa: E402
+from _reference import as_variant, files_size, padded_feeds, side_by_side, working_copy, worst_cosine  # noqa: E402
 from _results import write_section  # noqa: E402
-from quantization import _cos, corpus, text_of_tokens  # noqa: E402
+from quantization import corpus, text_of_tokens  # noqa: E402
 
 SEQ = 128
 
@@ -49,7 +47,7 @@ def main() -> None:
     from onnx_neural_compressor.quantization import config, tuning
 
     import edgert
-    from edgert.bundle import MANIFEST, Bundle, write_manifest
+    from edgert.bundle import MANIFEST, Bundle
     from edgert.export.calibration import builtin_texts
     from edgert.session import SessionConfig
 
@@ -70,35 +68,15 @@ def main() -> None:
             return next(self.items, None)
 
         def rewind(self) -> None:
-            # INC's SmoothQuant calibrator stacks the activations of every item, so each is padded (with its
-            # attention mask) to one length, 128 tokens, and longer ones are cut there
-            encodings = ref.encoder.encode(list(cal))
-            padded = []
-            for _, feeds in ref.encoder.batches(encodings, 1):
-                padded.append(
-                    {k: np.pad(v[:, :SEQ], ((0, 0), (0, max(0, SEQ - v.shape[1])))) for k, v in feeds.items()}
-                )
-            self.items = iter(padded)
+            # INC's SmoothQuant calibrator stacks the activations of every item: one length for all
+            self.items = iter(padded_feeds(ref, list(cal), SEQ))
 
-    work = Path(tempfile.mkdtemp(prefix="edgert-inc-"))
-    for name in os.listdir(src):  # a copy of the bundle that will also hold INC's model
-        if name != MANIFEST:
-            shutil.copyfile(src / name, work / name)
-
-    def as_variant(model_path: str, variant: str) -> object:
-        m = onnx.load(model_path)
-        onnx.save(m, str(work / f"model.{variant}.onnx"), save_as_external_data=True, location=f"model.{variant}.data")
-        manifest = json.loads(((work if (work / MANIFEST).exists() else src) / MANIFEST).read_text())
-        manifest["models"][variant] = f"model.{variant}.onnx"
-        write_manifest(work, manifest)
-        return edgert.load(work, variant=variant, config=one)
+    work = working_copy(src, "edgert-inc-")  # a copy of the bundle that will also hold INC's model
 
     trials = []
 
     def eval_fn(model_path: str) -> float:
-        m = as_variant(model_path, "trial")
-        got = np.stack([m.embed([t])[0] for t in val])
-        worst = float(_cos(val_ref, got).min())
+        worst = worst_cosine(as_variant(work, model_path, "trial", one), val, val_ref)
         trials.append(worst)
         print(f"  INC trial {len(trials)}: worst cosine {worst:.4f} on {len(val)} validation texts", flush=True)
         return worst
@@ -142,7 +120,7 @@ def main() -> None:
         return
     onnx.save(best, str(work / "inc-best.onnx"), save_as_external_data=True, location="inc-best.data")
     models = {"fp32": ref, "edgert": edgert.load(src, config=one)}
-    models["inc"] = as_variant(str(work / "inc-best.onnx"), "inc")
+    models["inc"] = as_variant(work, str(work / "inc-best.onnx"), "inc", one)
 
     texts = corpus()
     sizes = {

@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -38,9 +36,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_line  # noqa: E402
-from _reference import files_size, side_by_side  # noqa: E402
+from _reference import as_variant, files_size, padded_feeds, side_by_side, working_copy, worst_cosine  # noqa: E402
 from _results import write_section  # noqa: E402
-from quantization import _cos, corpus, text_of_tokens  # noqa: E402
+from quantization import corpus, text_of_tokens  # noqa: E402
 
 #: what the evaluation function needs, set by main() before Olive runs. Olive imports this file again as its
 #: user_script, a module apart from __main__, in the same process: that copy shares __main__'s STATE.
@@ -51,25 +49,6 @@ def _one_thread() -> Any:
     from edgert.session import SessionConfig
 
     return SessionConfig(intra_op_threads=1, cache_optimized=False)
-
-
-def as_variant(model_path: str, variant: str) -> Any:
-    """MODEL_PATH (an ONNX file Olive wrote) as a variant of the working copy of the bundle, loaded by edgert with
-    the bundle's own tokenizer and pooling, on one thread."""
-    import onnx
-
-    import edgert
-    from edgert.bundle import MANIFEST, write_manifest
-
-    work: Path = STATE["work"]
-    m = onnx.load(model_path)
-    for stale in work.glob(f"model.{variant}.*"):
-        stale.unlink()
-    onnx.save(m, str(work / f"model.{variant}.onnx"), save_as_external_data=True, location=f"model.{variant}.data")
-    manifest = json.loads((work / MANIFEST).read_text())
-    manifest["models"][variant] = f"model.{variant}.onnx"
-    write_manifest(work, manifest)
-    return edgert.load(work, variant=variant, config=_one_thread())
 
 
 def latency_ms(model: Any, text: str, calls: int = 20) -> float:
@@ -84,9 +63,8 @@ def latency_ms(model: Any, text: str, calls: int = 20) -> float:
 
 def evaluate(model: Any, device: Any = None, execution_providers: Any = None) -> dict[str, float]:
     """Olive's custom metric: worst cosine to fp32 over the validation texts, and median ms of a 128-token text."""
-    m = as_variant(str(model.model_path), "trial")
-    got = np.stack([m.embed([t])[0] for t in STATE["val"]])
-    worst = float(_cos(STATE["val_ref"], got).min())
+    m = as_variant(STATE["work"], str(model.model_path), "trial", _one_thread())
+    worst = worst_cosine(m, STATE["val"], STATE["val_ref"])
     ms = latency_ms(m, STATE["long128"])
     STATE["trials"].append({"worst": worst, "ms": ms, "path": str(model.model_path)})
     print(f"  Olive trial {len(STATE['trials'])}: worst cosine {worst:.4f}, 128 tokens {ms:.2f} ms", flush=True)
@@ -101,16 +79,10 @@ def _register_dataset() -> None:
         """edgert's built-in calibration texts, tokenized by the bundle's tokenizer, one text per item."""
         import torch
 
-        ref, length = STATE["ref"], 128
-        items = []
-        for _, feeds in ref.encoder.batches(ref.encoder.encode(list(STATE["cal"])), 1):
-            # padded to one length, as Olive's BERT examples do: its histogram calibrators (Entropy, Percentile)
-            # stack every item's activations and fail on items of different lengths
-            padded = {k: np.zeros(length, dtype=v.dtype) for k, v in feeds.items()}
-            for k, v in feeds.items():
-                padded[k][: min(length, v.shape[1])] = v[0, :length]
-            items.append(({k: torch.from_numpy(v) for k, v in padded.items()}, 0))
-        return items
+        # padded to one length, as Olive's BERT examples do: its histogram calibrators (Entropy, Percentile)
+        # stack every item's activations and fail on items of different lengths
+        padded = padded_feeds(STATE["ref"], list(STATE["cal"]), 128)
+        return [({k: torch.from_numpy(v[0]) for k, v in feeds.items()}, 0) for feeds in padded]
 
 
 if "olive" in sys.modules:  # imported by Olive as its user_script
@@ -208,9 +180,7 @@ def main() -> None:
     edgert_seconds = json.loads((src / MANIFEST).read_text()).get("provenance", {}).get("export_seconds")
     ref = edgert.load(src, variant="fp32", config=_one_thread())
     texts = corpus()
-    work = Path(tempfile.mkdtemp(prefix="edgert-olive-"))
-    for name in os.listdir(src):  # a copy of the bundle that also holds Olive's models
-        shutil.copyfile(src / name, work / name)
+    work = working_copy(src, "edgert-olive-")  # a copy of the bundle that also holds Olive's models
     val = builtin_texts("validation")
     STATE.update(
         work=work,
@@ -333,7 +303,7 @@ def main() -> None:
         "edgert": files_size([src / f for f in bundle.model_files(bundle.default_model)]),
     }
     for name, (label, path) in picks.items():
-        models[name], labels[name] = as_variant(path, name), label
+        models[name], labels[name] = as_variant(work, path, name, _one_thread()), label
         sizes[name] = files_size(list(work.glob(f"model.{name}.*")))
     search_s = {"edgert": f"{edgert_seconds} (whole export)", **{n: f"{olive_seconds:.0f}" for n in picks}}
     table = side_by_side(models, labels, sizes, search_s, texts, STATE["long128"], args.rounds)
