@@ -226,6 +226,10 @@ def run(
         passing = [n for n in built if passes(n)]
         if not passing:
             return None
+        echo(
+            f"    timing its all-integer form beside {len(passing)} candidate(s) that meet the budget "
+            f"({GATE_ROUNDS} interleaved rounds) ..."
+        )
         probe = root / GATE_FILE
         shutil.copyfile(fastest, probe)
         try:
@@ -378,7 +382,7 @@ def run(
         "min_speedup": MIN_SPEEDUP,
         "met": chosen is not None,
     }
-    models.clear()  # the sessions hold the candidate files open: released before they move
+    models.clear()  # the candidates' sessions are released before their files move or go
     del ref_model
     chosen_recipe = None
     result: dict[str, Any] = {}
