@@ -11,6 +11,7 @@ For each input tensor X that feeds such MatMuls (the Q, K and V projections shar
   128 is added and it is cast to uint8, so that one scalar zero point of 128 serves every row; or in 7 bits
   (``/ 63``, plus 64: uint8 values 1 to 127);
 - each weight is quantized per output column, symmetric, in 8 or 7 bits (``scale = max|w| / 127`` or ``/ 63``);
+  rounded to nearest, or (``gptq_columns``) by GPTQ on the calibration activations, on the same grid;
 - the integer product (int32) is cast to float and multiplied by the column scale, in one kernel
   (``MatMulIntegerToFloat``: the same single float multiply as ``MatMulInteger``, ``Cast`` and ``Mul``, whose
   outputs it equals bit for bit, 8% faster for MiniLM at 128 tokens on an AVX2 EPYC), then by the row scale.
