@@ -98,14 +98,47 @@ def channel_ranges(
     fp32: Path, tensors: list[str], feeds: Callable[[], Iterable[dict[str, np.ndarray]]]
 ) -> dict[str, np.ndarray]:
     """max |x_j| per channel (last axis) of each tensor over the calibration feeds."""
+    return calibration_stats(fp32, tensors, feeds)[0]
+
+
+def second_moments(
+    fp32: Path, tensors: list[str], feeds: Callable[[], Iterable[dict[str, np.ndarray]]]
+) -> dict[str, np.ndarray]:
+    """X^T X (float64, channels by channels) of each tensor over every row of the calibration feeds: the
+    curvature of a MatMul's output error in its weights, which GPTQ rounds against."""
+    return calibration_stats(fp32, tensors, feeds, moments=True)[1]
+
+
+#: rows gathered before one X^T X product: one large product runs several times faster than one per feed
+MOMENT_ROWS = 2048
+
+
+def calibration_stats(
+    fp32: Path, tensors: list[str], feeds: Callable[[], Iterable[dict[str, np.ndarray]]], moments: bool = False
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """In one pass of the fp32 graph over the calibration feeds: each tensor's channel ranges (channel_ranges)
+    and, with MOMENTS, its X^T X (second_moments; else an empty dict)."""
     ranges: dict[str, np.ndarray] = {}
+    xtx: dict[str, np.ndarray] = {}
+    pending: dict[str, list[np.ndarray]] = defaultdict(list)
+
+    def flush(name: str) -> None:
+        x = np.concatenate(pending.pop(name)).astype(np.float64)
+        xtx[name] = x.T @ x if name not in xtx else xtx[name] + x.T @ x
+
     for values in activations(fp32, tensors, feeds):
         for name, value in values.items():
             m = np.abs(value).max(axis=0)
             ranges[name] = m if name not in ranges else np.maximum(ranges[name], m)
+            if moments:
+                pending[name].append(value)
+                if sum(len(v) for v in pending[name]) >= MOMENT_ROWS:
+                    flush(name)
+    for name in list(pending):
+        flush(name)
     if len(ranges) != len(tensors):
         raise ExportError("per-token quantization: the calibration data produced no activations")
-    return ranges
+    return ranges, xtx
 
 
 def sensitivity(
@@ -193,41 +226,19 @@ def smoothing(x_max: np.ndarray, weights: list[np.ndarray], alpha: float) -> np.
     return s
 
 
+def column_scales(w: np.ndarray, bits: int = 8) -> np.ndarray:
+    """The symmetric per-output-column scale in BITS: max|w| / (2^(bits-1) - 1), float32 (1 for a zero column)."""
+    scale: np.ndarray = (np.abs(w).max(axis=0) / (2 ** (bits - 1) - 1)).astype(np.float32)
+    scale[scale == 0] = 1.0
+    return scale
+
+
 def quantize_columns(w: np.ndarray, bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric per output column in BITS (8 or 7): (int8 weights, float32 scale per column)."""
     top = 2 ** (bits - 1) - 1
-    scale = (np.abs(w).max(axis=0) / top).astype(np.float32)
-    scale[scale == 0] = 1.0
+    scale = column_scales(w, bits)
     q = np.clip(np.rint(w / scale), -top, top).astype(np.int8)
     return q, scale
-
-
-#: rows gathered before one X^T X product: one large product runs several times faster than one per feed
-MOMENT_ROWS = 2048
-
-
-def second_moments(
-    fp32: Path, tensors: list[str], feeds: Callable[[], Iterable[dict[str, np.ndarray]]]
-) -> dict[str, np.ndarray]:
-    """X^T X (float64, channels by channels) of each tensor over every row of the calibration feeds: the
-    curvature of a MatMul's output error in its weights, which GPTQ rounds against."""
-    moments: dict[str, np.ndarray] = {}
-    pending: dict[str, list[np.ndarray]] = defaultdict(list)
-
-    def flush(name: str) -> None:
-        x = np.concatenate(pending.pop(name)).astype(np.float64)
-        moments[name] = x.T @ x if name not in moments else moments[name] + x.T @ x
-
-    for values in activations(fp32, tensors, feeds):
-        for name, value in values.items():
-            pending[name].append(value)
-            if sum(len(v) for v in pending[name]) >= MOMENT_ROWS:
-                flush(name)
-    for name in list(pending):
-        flush(name)
-    if len(moments) != len(tensors):
-        raise ExportError("per-token quantization: the calibration data produced no activations")
-    return moments
 
 
 def _inverse_upper(h: np.ndarray) -> np.ndarray:
@@ -267,12 +278,11 @@ def gptq_columns(
     if smooth is not None:
         inv = 1.0 / smooth.astype(np.float64)
         h = h * inv[:, None] * inv[None, :]
-    _, scale = quantize_columns(w.astype(np.float32), bits)
+    scale = column_scales(w.astype(np.float32), bits)
     s64 = scale.astype(np.float64)
-    work = w.astype(np.float64).copy()
+    work = w.astype(np.float64)  # astype copies: the caller's weight is not changed
     n = work.shape[0]
     dead = np.diag(h) <= 0
-    h = h.copy()
     h[dead, dead] = 1.0
     work[dead, :] = 0.0
     order = np.argsort(-np.diag(h), kind="stable")

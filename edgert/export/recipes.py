@@ -126,9 +126,9 @@ PERTOKEN_W7_KEEP1 = Recipe(
     "int8-pertoken-w7-sq-keep1+emb8", "pertoken", bits=7, alpha_grid=(0.5, 0.6, 0.7), keep_sensitive=1,
     embeddings=True, block_size=64,
 )  # fmt: skip
-#: u8 x u8 with GPTQ rounding: more accurate than PERTOKEN (validation worst 0.9948, mean 0.9990 against 0.9901,
-#: 0.9982) at the same speed, but its build takes several times longer: the avx2 search's 2 minutes have room for
-#: one GPTQ candidate, and there the w7 form is the faster
+#: u8 x u8 with GPTQ rounding: more accurate than PERTOKEN on the validation texts (worst 0.9948, mean 0.9990
+#: against 0.9901, 0.9982) at the same speed, but not on the held-out ones (worst 0.9833 against 0.9920, mean
+#: 0.9987 against 0.9984, benchmarks/RESULTS.md), and its build takes several times longer: no preset uses it
 PERTOKEN_GPTQ = replace(PERTOKEN, name="int8-pertoken-gptq-sq+emb8", gptq=True)
 
 
@@ -308,12 +308,14 @@ def _pertoken(recipe: Recipe, fp32: Path, out: Path, calibration: Feeds | None) 
     smooth = alpha is not None or bool(recipe.alpha_grid)
     if (smooth or recipe.keep_sensitive or recipe.gptq) and calibration is None:
         raise ExportError(f"recipe {recipe.name} needs calibration data (activation ranges and errors)")
-    if smooth and calibration is not None:
-        ranges = pertoken.channel_ranges(fp32, [g.tensor for g in pertoken.groups(model)], calibration)
     form: dict[str, Any] = {"weight_bits": recipe.bits, "act_bits": recipe.act_bits, "vnni": recipe.vnni}
-    if recipe.gptq and calibration is not None:
-        form["moments"] = pertoken.second_moments(fp32, [g.tensor for g in pertoken.groups(model)], calibration)
-        form["rounded"] = {}  # the chosen alpha's rounding, kept from the grid's trial for the final rewrite
+    if (smooth or recipe.gptq) and calibration is not None:  # one pass of the fp32 graph for both
+        tensors = [g.tensor for g in pertoken.groups(model)]
+        stats, moments = pertoken.calibration_stats(fp32, tensors, calibration, moments=recipe.gptq)
+        ranges = stats if smooth else None
+        if recipe.gptq:
+            form["moments"] = moments
+            form["rounded"] = {}  # the chosen alpha's rounding, kept from the grid's trial for the final rewrite
     if recipe.alpha_grid and calibration is not None and ranges is not None:
         alpha, grid = pertoken.choose_alpha(model, fp32, calibration, ranges, recipe.alpha_grid, **form)
     keep: list[str] = []
