@@ -44,3 +44,10 @@ umount_root() {
     if mountpoint -q "$root/$m"; then umount -R "$root/$m" 2>/dev/null || umount -lR "$root/$m" || true; fi
   done
 }
+
+# Where the host-exported bundles and the aarch64 wheel of this source version are cached: a hash of the files
+# each is built from, so `bundles.sh` and `wheel.sh` can run ahead (beside the x86_64 suite in CI) and the lane
+# finds them.
+source_key() { (cd "$repo" && git ls-files -co --exclude-standard "$@" | sort | xargs sha256sum | sha256sum | cut -c1-16); }
+bundles_dir() { echo "$cache/bundles-$(source_key edgert tests/bundles.py pyproject.toml)"; }
+wheel_dir() { echo "$cache/wheel-$(source_key edgert kernels setup.py pyproject.toml MANIFEST.in README.md)"; }

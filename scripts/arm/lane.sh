@@ -25,52 +25,16 @@ rm -rf "$work" && mkdir -p "$work"
 out="${EDGERT_ARM_OUT:-$repo/.edgert/arm}"
 rm -rf "$out" && mkdir -p "$out"
 
-# 1. Bundles, exported on the host once per source version: the test suite's, and for the cross-architecture
-#    comparison an fp32 bundle and int8 recipes exported for arm64 (weight-only int8, dynamic int8, and
-#    per-token int8: integer arithmetic that is exact on every CPU) and for arm64_dotprod: where the host's u8 x s8
-#    kernel is exact (VNNI, AMX), the per-token VNNI form, which such a host makes its default and which must then
-#    give the same vectors on a Pi; elsewhere the portable per-token form again.
-key="$(cd "$repo" && git ls-files -co --exclude-standard edgert tests/bundles.py pyproject.toml | sort | xargs sha256sum | sha256sum | cut -c1-16)"
-bundles="$cache/bundles-$key"
-if [ ! -f "$bundles/.done" ]; then
-  step "exporting the test bundles on the host"
-  rm -rf "$cache"/bundles-* && mkdir -p "$bundles"
-  (cd "$repo" && HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 EDGERT_HOME="$bundles/.home" "$host_py" -m tests.bundles "$bundles")
-  specs=("w8 int8-weights arm64" "dyn dynamic arm64" "pt int8-pertoken arm64")
-  if [ "$host_u8s8_exact" = 1 ]; then
-    specs+=("ptv int8-pertoken-vnni arm64_dotprod")
-  else
-    echo "arm: the host's u8 x s8 kernel saturates (no VNNI or AMX): the VNNI per-token form is not compared" >&2
-    specs+=("ptd int8-pertoken arm64_dotprod")
-  fi
-  for spec in "${specs[@]}"; do
-    set -- $spec
-    HF_HUB_OFFLINE=1 EDGERT_HOME="$bundles/.home" "$repo/.venv/bin/edgert" export minilm -o "$bundles/arm-$1" \
-      --quantize "$2" --target "$3" > "$bundles/arm-$1.log" 2>&1 || { cat "$bundles/arm-$1.log" >&2; die "export for $3 failed"; }
-  done
-  rm -rf "$bundles/.home" && touch "$bundles/.done"
-fi
+# 1. Bundles, exported on the host once per source version (scripts/arm/bundles.sh says which), and 2. the
+#    aarch64 wheel, built in the root once per version of the packaged sources. CI runs both ahead, beside the
+#    x86_64 suite; here they are then found in the cache.
+step "the host-exported bundles"
+bundles="$(bash "$here/bundles.sh")"
 cp -r "$bundles" "$work/bundles"
-
-# 2. The aarch64 wheel, built in the root from the tracked sources, repaired to manylinux by auditwheel. Compiling
-#    under emulation takes minutes, so a wheel is cached per version of the packaged sources.
-wkey="$(cd "$repo" && git ls-files -co --exclude-standard edgert kernels setup.py pyproject.toml MANIFEST.in README.md \
-  | sort | xargs sha256sum | sha256sum | cut -c1-16)"
-wcache="$cache/wheel-$wkey"
-mkdir -p "$work/wheelhouse"
-if [ -f "$wcache/.done" ]; then
-  step "reusing the aarch64 wheel built from these sources ($wcache)"
-  cp "$wcache"/*.whl "$work/wheelhouse/"
-else
-  step "building the aarch64 wheel (compiles the Cython kernels under emulation)"
-  mkdir -p "$work/src"
-  (cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - ) | tar -xf - -C "$work/src"
-  in_root sh -c 'cd /work/src && EDGERT_EXTENSIONS=1 /opt/deps/bin/python -m build --wheel --no-isolation --outdir /work/dist > /work/build.log 2>&1' \
-    || { tail -40 "$work/build.log" >&2; die "the aarch64 wheel did not build"; }
-  in_root sh -c 'cd /work && /opt/deps/bin/python -m auditwheel repair --wheel-dir /work/wheelhouse dist/*.whl > /work/auditwheel.log 2>&1' \
-    || { tail -20 "$work/auditwheel.log" >&2; die "auditwheel repair failed"; }
-  rm -rf "$cache"/wheel-* && mkdir -p "$wcache" && cp "$work"/wheelhouse/*.whl "$wcache/" && touch "$wcache/.done"
-fi
+step "the aarch64 wheel"
+wcache="$(bash "$here/wheel.sh")"
+mount_root   # wheel.sh, when it builds, unmounts the root as it leaves
+mkdir -p "$work/wheelhouse" && cp "$wcache"/*.whl "$work/wheelhouse/"
 wheel="$(cd "$work/wheelhouse" && ls edgert-*manylinux*_aarch64.whl)"
 cp "$work/wheelhouse/$wheel" "$out/"
 step "wheel: $wheel ($(du -k "$work/wheelhouse/$wheel" | cut -f1) KiB)"
