@@ -73,7 +73,9 @@ def card_rows(bundle: Bundle) -> list[tuple[str, str]]:
                 said
                 + f"chosen {search.get('chosen') or 'none'}, default {search.get('default')}; "
                 + f"timed on {t['cpu']} ({t['host_target']}{'' if t['on_target'] else ', NOT the target'}), "
-                + "1 thread, batch 1",
+                + "1 thread, batch 1, "
+                + f"{t['items']} items"
+                + (f" (one a {t['passage_tokens']}-token passage)" if t.get("passage_tokens") else ""),
             )
         )
         for r in search["candidates"]:
