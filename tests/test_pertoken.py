@@ -488,8 +488,11 @@ def test_on_the_real_model_it_is_batch_invariant_and_close_to_fp32(minilm_bundle
 
     # 7-bit weights: GPTQ's rounding, from these texts' moments, batch-invariant too and nearer fp32 on them than
     # rounding to nearest (the search judges it on held-apart texts; this checks the real model's wiring). Only on
-    # x86_64, the only presets that use the w7 form: on an emulated Cortex-A72 (2026-12-07) a padded batch moved one
-    # text's w7 vector by up to 0.002, an open finding of issue 21, not hidden here
+    # x86_64, the only presets that use the w7 form (and GPTQ's moments take minutes under qemu). On an emulated
+    # Cortex-A72 a padded batch moved one text's w7 vector by up to 0.002 (2026-12-07). The cause is the float
+    # kernels, not the integer ones: there onnxruntime's u8 x s8 and u8 x u8 products are exact and bitwise the same
+    # alone and in a padded batch, but the fp32 graph is not (9.7e-8 apart, 0 on x86_64), and a last-bit difference
+    # that moves an activation across a rounding step of the next per-token quantizer grows to 1e-5 or more.
     import platform
 
     if platform.machine() != "x86_64":
