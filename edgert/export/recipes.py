@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import shutil
@@ -397,14 +396,6 @@ def _nbits_apply(recipe: Recipe, fp32: Path, out: Path) -> dict[str, Any]:
     }
 
 
-#: calibration items behind the all-integer static model that the search's pruning times (its ranges do not matter)
-PROBE_ITEMS = 4
-
-
-def _first(feeds: Feeds, n: int) -> Feeds:
-    return lambda: itertools.islice(feeds(), n)
-
-
 class _Reader:
     """onnxruntime's CalibrationDataReader protocol over a re-iterable source of feeds."""
 
@@ -466,18 +457,12 @@ def _static(recipe: Recipe, fp32: Path, out: Path, calibration: Feeds, gate: Gat
         extra_options={"MatMulConstBOnly": True},
     )
     try:
-        if gate is not None and recipe.keep_float:  # the fallback only adds float MatMuls: never faster than this
-            # A model's speed does not depend on its ranges, so the all-integer form is timed as calibrated on a
-            # few items: a pruned recipe then costs seconds, not the whole calibration set's minutes
-            probe = work / "probe.onnx"
-            few = kwargs | {"calibration_cache_path": str(work / "probe-ranges.json")}
-            quantize_static(str(fp32), str(probe), _Reader(_first(calibration, PROBE_ITEMS)), **few)
-            why = gate(probe)
-            if why is not None:
-                raise Pruned(why)
-            probe.unlink()
         full = work / "all.onnx"
         quantize_static(str(fp32), str(full), _Reader(calibration), **kwargs)
+        if gate is not None and recipe.keep_float:  # the fallback only adds float MatMuls: never faster than this
+            why = gate(full)
+            if why is not None:
+                raise Pruned(why)
         scores = _node_errors(fp32, full, calibration, work)
         worst = sorted(scores, key=lambda name: scores[name])
         keep = worst[: round(recipe.keep_float * len(worst))]
