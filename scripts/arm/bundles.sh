@@ -17,7 +17,7 @@ if [ ! -f "$bundles/.done" ]; then
   rm -rf "$cache"/bundles-* && mkdir -p "$bundles"
   (cd "$repo" && HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 EDGERT_HOME="$bundles/.home" "$host_py" -m tests.bundles "$bundles") >&2
   specs=("w8 int8-weights arm64" "dyn dynamic arm64" "pt int8-pertoken arm64")
-  if "$host_py" -c 'import sys, edgert.device as d; sys.exit(0 if d.u8s8_exact() else 1)'; then
+  if host_u8s8_exact; then
     specs+=("ptv int8-pertoken-vnni arm64_dotprod")
   else
     log "the host's u8 x s8 kernel saturates (no VNNI or AMX): the VNNI per-token form is not compared"

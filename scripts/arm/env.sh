@@ -51,3 +51,6 @@ umount_root() {
 source_key() { (cd "$repo" && git ls-files -co --exclude-standard "$@" | sort | xargs sha256sum | sha256sum | cut -c1-16); }
 bundles_dir() { echo "$cache/bundles-$(source_key edgert tests/bundles.py pyproject.toml)"; }
 wheel_dir() { echo "$cache/wheel-$(source_key edgert kernels setup.py pyproject.toml MANIFEST.in README.md)"; }
+# Succeeds where the host's u8 x s8 kernel does not saturate (VNNI or AMX): which per-token forms the lane
+# exports and compares, and how close they must agree. Needs the host venv.
+host_u8s8_exact() { "$repo/.venv/bin/python" -c 'import sys, edgert.device as d; sys.exit(0 if d.u8s8_exact() else 1)'; }
