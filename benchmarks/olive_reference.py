@@ -1,7 +1,8 @@
 """Microsoft Olive's search beside edgert's quantization search, on the same model and data.
 
     python -m venv /tmp/olv && /tmp/olv/bin/pip install olive-ai==0.13.0 "pydantic>=2.12" torch==2.13.0 \
-        onnxruntime==1.32.0 onnx tokenizers numpy scipy optuna   # Olive is no dependency of edgert: its own venv
+        onnxruntime==1.32.0 onnx tokenizers numpy scipy optuna requests pytest   # its own venv: Olive is no
+        # dependency of edgert; olive-ai 0.13 imports requests without declaring it, the held-out corpus is in tests/
     PYTHONPATH=. /tmp/olv/bin/python benchmarks/olive_reference.py --bundle BUNDLE [--samples 0] [--rounds 5]
 
 BUNDLE is a MiniLM bundle exported by ``edgert export minilm`` (``--quantize auto``): its fp32 model is what Olive
