@@ -221,25 +221,31 @@ def text_of_tokens(bundle: Path, texts: list[str], n: int = 128) -> str:
 
 def interleaved(models, short, long128, rounds, mixed=None):
     """Per model, the samples of interleaved rounds (every model sees the same machine state): ms per text over
-    SHORT one at a time, ms for LONG128, and, with MIXED, texts per second over MIXED in batches of 32."""
+    SHORT one at a time, ms for LONG128, and, with MIXED, texts per second over MIXED in batches of 32. MODELS maps
+    each name to its sessions (the same model loaded more than once); each round runs every session, in an order
+    that turns by one each round, and a model's samples are those of all its sessions; also each session's 128-token
+    samples, by (name, index)."""
+    runs = [(n, i, m) for n, sessions in models.items() for i, m in enumerate(sessions)]
     t1 = {n: [] for n in models}
+    each128: dict = {(n, i): [] for n, i, _ in runs}
     t128 = {n: [] for n in models}
     thr = {n: [] for n in models}
     for r in range(rounds):
-        for n in list(models)[r % len(models) :] + list(models)[: r % len(models)]:
+        for n, i, m in runs[r % len(runs) :] + runs[: r % len(runs)]:
             t = time.perf_counter()
             for x in short:
-                models[n].embed([x])
+                m.embed([x])
             t1[n].append((time.perf_counter() - t) * 1e3 / len(short))
             t = time.perf_counter()
             for _ in range(10):
-                models[n].embed([long128])
+                m.embed([long128])
             t128[n].append((time.perf_counter() - t) * 1e3 / 10)
+            each128[n, i].append(t128[n][-1])
             if mixed is not None:
                 t = time.perf_counter()
-                models[n].embed(mixed, batch_size=32)
+                m.embed(mixed, batch_size=32)
                 thr[n].append(len(mixed) / (time.perf_counter() - t))
-    return t1, t128, thr
+    return t1, t128, thr, each128
 
 
 def invariance(model, texts, alone) -> float:
@@ -259,6 +265,13 @@ def main() -> None:
     p.add_argument("--recipes", default="auto,dynamic,static,int8-weights,int4-weights,int8-pertoken")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--work", default=None, help="keep the exported bundles here (default: a temporary folder)")
+    p.add_argument(
+        "--sessions",
+        type=int,
+        default=3,
+        help="each model is timed as this many onnxruntime sessions in the one process: one session of a model "
+        "can run 10-20%% faster or slower than another of the same bytes, for the session's whole life",
+    )
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import edgert
@@ -287,15 +300,16 @@ def main() -> None:
         bundles[recipe] = (out, variant)
     first = next(iter(bundles.values()))[0]
     one = SessionConfig(intra_op_threads=1, cache_optimized=False)
-    models = {"fp32": edgert.load(first, variant="fp32", config=one)}
+    sessions = {"fp32": [edgert.load(first, variant="fp32", config=one) for _ in range(args.sessions)]}
     for name, (path, variant) in bundles.items():
-        models[name] = edgert.load(path, variant=variant, config=one)
+        sessions[name] = [edgert.load(path, variant=variant, config=one) for _ in range(args.sessions)]
+    models = {n: s[0] for n, s in sessions.items()}  # accuracy and invariance: the same bytes, one session
     alone = {n: np.stack([m.embed([t])[0] for t in texts]) for n, m in models.items()}
     rows = []
     setup = runtime_setup()
     long128 = text_of_tokens(first, texts)
     short = texts[:: max(1, len(texts) // 32)][:32]
-    timing, t128, mixed = interleaved(models, short, long128, args.rounds, mixed=texts)
+    timing, t128, mixed, each128 = interleaved(sessions, short, long128, args.rounds, mixed=texts)
     for n, m in models.items():
         cos = _cos(alone["fp32"], alone[n])
         inv = invariance(m, texts, alone[n])
@@ -342,9 +356,16 @@ def main() -> None:
         f"({r['peak_corpus'] - r['imports']:.0f}, {r['x_model_corpus']:.2f}x) |"
         for r in rows
     ]
+    fp128 = float(np.median(t128["fp32"]))
+    spread = "Each session's median at 128 tokens, as x fp32's median over its sessions: " + "; ".join(
+        f"{r['recipe']}: " + ", ".join(f"{fp128 / float(np.median(each128[n, i])):.2f}x" for i in range(args.sessions))
+        for n, r in zip(models, rows)
+    )
     body = (
         f"{machine_line()}\n\n{len(texts)} held-out texts (gettext messages in {len(LANGS)} languages, stdlib "
-        f"docstrings and code, the tests' edge cases); one thread; {args.rounds} interleaved rounds, medians. "
+        f"docstrings and code, the tests' edge cases); one thread; {args.rounds} interleaved rounds, each model "
+        f"timed as {args.sessions} sessions (one session of a model can run 10-20% faster or slower than another of "
+        "the same bytes), medians of all its sessions' samples. "
         "Batch-1 ms: 32 texts of the corpus, one at a time; 128 tokens: one text of exactly 128 tokens. "
         "Worst/mean cosine: each text alone vs fp32 alone. Batch invariance: each text alone vs inside shuffled "
         "batches of 32. Peak RSS: a fresh process that imports edgert, loads the model and embeds one text "
@@ -353,7 +374,7 @@ def main() -> None:
         "process, then every text one at a time (the embedding table is memory-mapped, so its pages join RSS as "
         "the vocabulary reaches them). onnxruntime's one-time set-up in a fresh process, which any model pays "
         f"(its first session, of a one-node Add graph, median of 3): {setup:.1f} MiB over the imports; the column "
-        "after peak RSS leaves it out.\n\n" + "\n".join(lines)
+        "after peak RSS leaves it out.\n\n" + "\n".join(lines) + "\n\n" + spread
     )
     print(body)
     # one section per quantization target: an AVX2 machine's table does not replace a VNNI machine's
