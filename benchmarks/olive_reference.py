@@ -337,7 +337,15 @@ def settings(model_path: Path) -> str:
     if not record.exists():
         return "its input (fp32)"
     config = json.loads(record.read_text()).get("pass_config", {})
-    keys = ("quant_mode", "precision", "quant_format", "calibrate_method", "per_channel", "reduce_range")
+    keys = (
+        "quant_mode",
+        "precision",
+        "quant_format",
+        "calibrate_method",
+        "per_channel",
+        "reduce_range",
+        "quant_preprocess",
+    )
     parts = []
     for k in keys:
         v = config.get(k)
